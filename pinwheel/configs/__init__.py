@@ -1,0 +1,47 @@
+"""Every run config, validated by pydantic. Torch-free: the backend validates with it.
+
+A model family adds its config class to `MODEL_CONFIGS` and its presets to `PRESETS`.
+"""
+from __future__ import annotations
+
+from typing import Annotated, Union
+
+from pydantic import Field
+
+from . import group_sparse
+from .common import DataConfig, DigitsData, NaturalImagesData, NaturalPatchesData, Strict, TrainConfig
+
+MODEL_CONFIGS = (group_sparse.GroupSparseConfig,)
+_FAMILY_PRESETS = (group_sparse.PRESETS,)
+
+ModelConfig = Annotated[Union[MODEL_CONFIGS], Field(discriminator="kind")]  # type: ignore[valid-type]
+
+
+class RunConfig(Strict):
+    """What a run trains, on what, and how: the resolved config stored with every run."""
+
+    model: ModelConfig = Field(default_factory=group_sparse.GroupSparseConfig)
+    data: DataConfig = Field(default_factory=NaturalPatchesData)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+
+
+PRESETS: list[dict] = [p for family in _FAMILY_PRESETS for p in family]
+
+
+def preset_by_id(preset_id: str) -> dict | None:
+    return next((p for p in PRESETS if p["id"] == preset_id), None)
+
+
+def deep_merge(base: dict, override: dict) -> dict:
+    """Preset values overridden by the user's config, key by key. A new `kind` replaces the whole section."""
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict) and value.get("kind", out[key].get("kind")) == out[key].get("kind"):
+            out[key] = deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+__all__ = ["RunConfig", "ModelConfig", "DataConfig", "TrainConfig", "PRESETS", "preset_by_id", "deep_merge",
+           "NaturalPatchesData", "NaturalImagesData", "DigitsData", "Strict"]

@@ -1,0 +1,103 @@
+"""Config of the group-sparse auto-encoder / sparse coder (science.md §3) and its group structures."""
+from __future__ import annotations
+
+from typing import Annotated, Literal, Union
+
+from pydantic import Field, model_validator
+
+from .common import NaturalPatchesData, Strict, TrainConfig
+
+
+class Blocks1D(Strict):
+    """Units 0..m-1 cut into consecutive blocks of `size` (no overlap)."""
+
+    kind: Literal["blocks_1d"] = "blocks_1d"
+    size: int = Field(4, ge=1)
+
+
+class Windows1D(Strict):
+    """Sliding windows of `size` every `stride` units on a ring (overlapping when stride < size)."""
+
+    kind: Literal["windows_1d"] = "windows_1d"
+    size: int = Field(4, ge=1)
+    stride: int = Field(2, ge=1)
+
+
+class Torus2D(Strict):
+    """Units on a grid×grid torus; groups are pool×pool windows every `stride` units."""
+
+    kind: Literal["torus_2d"] = "torus_2d"
+    pool: int = Field(6, ge=1)
+    stride: int = Field(3, ge=1)
+    gaussian_sigma: float | None = Field(
+        None, gt=0, description="weight units inside a pool by a Gaussian of this width (grid units)")
+
+
+class Tree(Strict):
+    """Units are the nodes of a complete tree; every subtree is a group (Jenatton et al. 2011)."""
+
+    kind: Literal["tree"] = "tree"
+    branching: int = Field(2, ge=1)
+    depth: int = Field(4, ge=1, description="number of levels, root included")
+
+
+GroupsConfig = Annotated[Union[Blocks1D, Windows1D, Torus2D, Tree], Field(discriminator="kind")]
+
+
+def tree_size(branching: int, depth: int) -> int:
+    return depth if branching == 1 else (branching**depth - 1) // (branching - 1)
+
+
+class GroupSparseConfig(Strict):
+    """z = ReLU(W_e x + b) (auto-encoder) or z = argmin ½‖x − W_d z‖² + λΩ(z) (sparse coding)."""
+
+    kind: Literal["group_sparse"] = "group_sparse"
+    units: int = Field(256, ge=1, le=16_384, description="m, the number of code units")
+    lam: float = Field(0.1, ge=0, description="λ, weight of the group penalty Ω(z)")
+    groups: GroupsConfig = Field(default_factory=lambda: Torus2D())
+    form: Literal["autoencoder", "sparse_coding"] = "autoencoder"
+    inference_steps: int = Field(30, ge=1, le=1_000, description="proximal steps (sparse-coding form)")
+
+    @model_validator(mode="after")
+    def _groups_fit_units(self):
+        g = self.groups
+        if isinstance(g, Torus2D):
+            side = round(self.units**0.5)
+            if side * side != self.units:
+                raise ValueError(f"units: a 2-D torus needs a square number of units, got {self.units}")
+            if g.pool > side:
+                raise ValueError(f"groups.pool: pool {g.pool} is larger than the {side}×{side} grid")
+            if g.stride > side:
+                raise ValueError(f"groups.stride: stride {g.stride} is larger than the {side}×{side} grid")
+        elif isinstance(g, (Blocks1D, Windows1D)):
+            if g.size > self.units:
+                raise ValueError(f"groups.size: group size {g.size} is larger than units={self.units}")
+            if isinstance(g, Blocks1D) and self.units % g.size:
+                raise ValueError(f"groups.size: {self.units} units do not split into blocks of {g.size}")
+        elif isinstance(g, Tree):
+            need = tree_size(g.branching, g.depth)
+            if need > self.units:
+                raise ValueError(f"groups.depth: a tree of depth {g.depth} and branching {g.branching} "
+                                 f"has {need} nodes, more than units={self.units}")
+            if need != self.units:
+                raise ValueError(f"units: a complete tree of depth {g.depth} and branching {g.branching} "
+                                 f"has {need} nodes; set units={need}")
+        return self
+
+
+TOPOGRAPHIC_PRESET = {
+    "id": "topographic-natural",
+    "title": "Topographic map on natural images",
+    "description": "256 units on a 16×16 torus, overlapping 2-D pools (Kavukcuoglu et al. 2009): "
+                   "Gabor-like edges whose orientation changes smoothly across the grid.",
+    "config": {
+        "model": {"kind": "group_sparse", "units": 256, "lam": 0.3,
+                  "groups": {"kind": "torus_2d", "pool": 6, "stride": 3}},
+        "data": {"kind": "natural_patches", "patch_size": 12},
+        "train": {"steps": 4000, "batch_size": 256, "lr": 3e-3},
+    },
+}
+
+PRESETS = [TOPOGRAPHIC_PRESET]
+
+__all__ = ["GroupSparseConfig", "GroupsConfig", "PRESETS", "NaturalPatchesData", "TrainConfig", "tree_size"]

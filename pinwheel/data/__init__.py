@@ -1,0 +1,70 @@
+"""Data sets as in-memory tensors with deterministic sampling by seed (science.md §8)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ..configs import DigitsData, NaturalImagesData, NaturalPatchesData
+from . import natural
+
+
+@dataclass
+class Dataset:
+    """x: (N, n) flattened inputs; y: (N,) labels or None; shape: the 2-D shape of one input."""
+
+    x: torch.Tensor
+    y: torch.Tensor | None
+    shape: tuple[int, int]
+    x_test: torch.Tensor | None = None
+    y_test: torch.Tensor | None = None
+    n_classes: int = 0
+
+    @property
+    def dim(self) -> int:
+        return self.x.shape[1]
+
+    def to(self, device) -> "Dataset":
+        for name in ("x", "y", "x_test", "y_test"):
+            value = getattr(self, name)
+            if value is not None:
+                setattr(self, name, value.to(device))
+        return self
+
+    def batch(self, size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
+        idx = torch.randint(0, self.x.shape[0], (size,), generator=generator, device="cpu").to(self.x.device)
+        return self.x[idx], (self.y[idx] if self.y is not None else None)
+
+    def probe(self, size: int = 256) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """A fixed batch (the first examples) so panels compare like with like across frames."""
+        return self.x[:size], (self.y[:size] if self.y is not None else None)
+
+
+def resolve_user_folder(folder: str, data_root: Path) -> Path:
+    """A user's folder name, confined to the server's data root (no absolute paths, no '..')."""
+    root = data_root.resolve()
+    target = (root / folder).resolve()
+    if not target.is_relative_to(root) or not target.is_dir():
+        raise ValueError(f"image_folder: {folder!r} is not a folder under the data root")
+    return target
+
+
+def build_dataset(config, seed: int, data_root: Path | None = None) -> Dataset:
+    rng = np.random.default_rng(seed)
+    if isinstance(config, NaturalPatchesData):
+        folder = resolve_user_folder(config.image_folder, data_root or Path("var/data")) if config.image_folder else None
+        images = natural.whitened_images(folder)
+        p = natural.extract_patches(images, config.patch_size, config.pool_size, rng)
+        return Dataset(torch.from_numpy(p.reshape(len(p), -1)), None, (config.patch_size,) * 2)
+    if isinstance(config, NaturalImagesData):
+        folder = resolve_user_folder(config.image_folder, data_root or Path("var/data")) if config.image_folder else None
+        images = natural.whitened_images(folder)
+        p = natural.extract_patches(images, config.image_size, config.pool_size, rng)
+        return Dataset(torch.from_numpy(p.reshape(len(p), -1)), None, (config.image_size,) * 2)
+    if isinstance(config, DigitsData):
+        from . import digits  # noqa: PLC0415 — only digit runs pay for it
+
+        return digits.build(config, rng, data_root)
+    raise ValueError(f"unknown data kind {config!r}")

@@ -1,0 +1,17 @@
+"""Model families, keyed by their config's `kind`. A new family adds one entry to MODEL_BUILDERS."""
+from __future__ import annotations
+
+from . import group_sparse
+from .base import PinwheelModel
+
+MODEL_BUILDERS = {
+    "group_sparse": group_sparse.build,
+}
+
+
+def build_model(config, dataset, generator) -> PinwheelModel:
+    try:
+        builder = MODEL_BUILDERS[config.kind]
+    except KeyError:
+        raise ValueError(f"model.kind: no model family named {config.kind!r}") from None
+    return builder(config, dataset, generator)

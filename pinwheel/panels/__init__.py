@@ -1,0 +1,16 @@
+"""Panel producers, keyed by kind: model state → JSON-able payload.
+
+Each kind here has a JavaScript renderer of the same name in frontend/js/panels/<kind>.js;
+tests/test_panel_registry.py keeps the two in step.
+"""
+from __future__ import annotations
+
+from . import filter_grid
+
+PANELS = {
+    "filter_grid": filter_grid.produce,
+}
+
+
+def produce_panels(model, probe_x) -> dict[str, dict]:
+    return {kind: PANELS[kind](model, probe_x) for kind in model.panel_kinds}
