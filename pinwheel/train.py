@@ -79,6 +79,7 @@ def train(config: RunConfig, callbacks: Callbacks, *, resume: dict | None = None
                                    f"(try a smaller train.lr than {tc.lr})")
         model.eval()
         with torch.no_grad():
+            metrics.update(model.frame_metrics(dataset))
             panels = produce_panels(model, probe_x)
         model.train()
         callbacks.on_frame({"step": step, "total_steps": tc.steps,

@@ -39,6 +39,11 @@ class PinwheelModel(nn.Module):
         self.project_()
         return {"loss": loss.detach(), **terms}
 
+    @torch.no_grad()
+    def frame_metrics(self, dataset) -> dict[str, float]:
+        """Extra metrics computed at frame time only (e.g. held-out error); merged into the frame."""
+        return {}
+
     def filter_bank(self) -> dict:
         """Filters to draw: {"filters": (m, h, w) array, "layout": {...}}; see panels.filter_grid."""
         raise NotImplementedError(f"{type(self).__name__} must implement filter_bank()")
