@@ -1,0 +1,53 @@
+"""The FastAPI app: API routers, the frame persister, and the static frontend."""
+from __future__ import annotations
+
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import plotly
+from fastapi import FastAPI
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+
+from .persister import Persister
+from .queue import Queue
+from .routers import events, presets, runs
+from .settings import Settings, get_settings
+from .store import make_sessionmaker
+
+PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        persister = None
+        if settings.persist_frames:
+            persister = Persister(settings.redis_url, app.state.sessions, settings.consumer_name)
+            persister.start()
+        yield
+        if persister is not None:
+            persister.stop()
+            persister.join(timeout=5)
+
+    app = FastAPI(title="Pinwheel", version="0.1.0", lifespan=lifespan)
+    app.state.settings = settings
+    app.state.sessions = make_sessionmaker(settings.database_url)
+    app.state.queue = Queue(settings.redis_url)
+    app.dependency_overrides[get_settings] = lambda: settings
+    for module in (presets, runs, events):
+        app.include_router(module.router)
+
+    @app.get("/vendor/plotly.min.js", include_in_schema=False)
+    def plotly_js() -> FileResponse:
+        return FileResponse(PLOTLY_JS, media_type="text/javascript",
+                            headers={"Cache-Control": "public, max-age=86400"})
+
+    @app.get("/api/health")
+    def health() -> dict:
+        return {"ok": True}
+
+    app.mount("/", StaticFiles(directory=settings.frontend_dir, html=True), name="frontend")
+    return app

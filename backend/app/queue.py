@@ -1,0 +1,47 @@
+"""The backend's side of the queue: send tasks by name, set cancel flags. No torch here."""
+from __future__ import annotations
+
+import redis
+from celery import Celery
+
+from pinwheel.protocol import TASK_NAME, cancel_key
+
+from .persister import ensure_group
+
+
+class QueueUnavailable(RuntimeError):
+    pass
+
+
+class Queue:
+    def __init__(self, redis_url: str):
+        self.redis = redis.Redis.from_url(redis_url, socket_connect_timeout=2, socket_timeout=5)
+        self.celery = Celery("pinwheel-client", broker=redis_url)
+        self.celery.conf.update(broker_connection_timeout=2, broker_connection_max_retries=0,
+                                task_serializer="json")
+
+    def prepare(self, run_id: str) -> None:
+        """Create the run's stream and consumer group before the task can write to it."""
+        try:
+            ensure_group(self.redis, run_id)
+        except redis.RedisError as exc:
+            raise QueueUnavailable(f"the queue (Redis) is unreachable: {exc}") from exc
+
+    def submit(self, run_id: str, config: dict) -> None:
+        try:
+            self.celery.send_task(TASK_NAME, args=[run_id, config], task_id=run_id, retry=False)
+        except Exception as exc:  # kombu raises several types for a dead broker
+            raise QueueUnavailable(f"the queue (Redis) is unreachable: {exc}") from exc
+
+    def cancel(self, run_id: str) -> None:
+        try:
+            self.redis.set(cancel_key(run_id), 1, ex=7 * 24 * 3600)
+        except redis.RedisError as exc:
+            raise QueueUnavailable(f"the queue (Redis) is unreachable: {exc}") from exc
+
+    def discard(self, run_id: str) -> None:
+        """Forget a run that was never submitted."""
+        try:
+            self.redis.delete(f"run:{run_id}")
+        except redis.RedisError:
+            pass

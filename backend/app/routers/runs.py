@@ -1,0 +1,153 @@
+from __future__ import annotations
+
+import datetime as dt
+import re
+import uuid
+from typing import Annotated, Any
+
+from fastapi import APIRouter, HTTPException, Query
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, Field, ValidationError
+from sqlalchemy import func, select
+
+from pinwheel.configs import RunConfig, deep_merge, preset_by_id
+from pinwheel.protocol import TERMINAL_STATUSES
+
+from ..deps import QueueDep, RunDep, SessionDep, SettingsDep
+from ..queue import QueueUnavailable
+from ..store import Frame, Run, frame_dict
+
+router = APIRouter(prefix="/api/runs", tags=["runs"])
+
+
+class LaunchRequest(BaseModel):
+    preset: str | None = Field(None, description="a preset id from /api/presets")
+    config: dict[str, Any] | None = Field(None, description="a run config, or overrides of the preset's")
+    title: str | None = Field(None, max_length=200)
+
+
+class RunOut(BaseModel):
+    id: str
+    status: str
+    title: str
+    preset: str | None
+    config: dict
+    step: int
+    total_steps: int
+    progress: float
+    wall_time: float
+    eta_seconds: float | None
+    metrics: dict
+    environment: dict
+    error: str | None
+    frame_count: int
+    created_at: dt.datetime
+    started_at: dt.datetime | None
+    finished_at: dt.datetime | None
+
+    @classmethod
+    def of(cls, run: Run) -> "RunOut":
+        progress = run.step / run.total_steps if run.total_steps else 0.0
+        eta = None
+        if run.status == "running" and run.step > 0 and run.wall_time > 0:
+            eta = run.wall_time / run.step * (run.total_steps - run.step)
+        return cls(id=run.id, status=run.status, title=run.title, preset=run.preset, config=run.config,
+                   step=run.step, total_steps=run.total_steps, progress=progress, wall_time=run.wall_time,
+                   eta_seconds=eta, metrics=run.metrics or {}, environment=run.environment or {},
+                   error=run.error, frame_count=run.frame_count or 0, created_at=run.created_at,
+                   started_at=run.started_at, finished_at=run.finished_at)
+
+
+def _validation_422(exc: ValidationError) -> HTTPException:
+    return HTTPException(422, detail=[{"loc": ["body", "config", *e["loc"]], "msg": e["msg"], "type": e["type"]}
+                                      for e in exc.errors(include_url=False)])
+
+
+def resolve_config(body: LaunchRequest) -> tuple[RunConfig, dict | None]:
+    preset = None
+    if body.preset is not None:
+        preset = preset_by_id(body.preset)
+        if preset is None:
+            raise HTTPException(404, detail=f"preset: no preset {body.preset!r}")
+    if preset is None and body.config is None:
+        raise HTTPException(422, detail=[{"loc": ["body"], "msg": "give a preset, a config, or both",
+                                          "type": "missing"}])
+    merged = deep_merge(preset["config"] if preset else {}, body.config or {})
+    try:
+        return RunConfig.model_validate(merged), preset
+    except ValidationError as exc:
+        raise _validation_422(exc) from None
+
+
+@router.post("", status_code=201, response_model=RunOut)
+def launch(body: LaunchRequest, session: SessionDep, queue: QueueDep) -> RunOut:
+    config, preset = resolve_config(body)
+    run_id = uuid.uuid4().hex
+    try:
+        queue.prepare(run_id)
+    except QueueUnavailable as exc:
+        raise HTTPException(503, detail=str(exc)) from None
+    run = Run(id=run_id, status="queued", preset=preset["id"] if preset else None,
+              title=body.title or (preset["title"] if preset else config.model.kind),
+              config=config.model_dump(mode="json"), step=0, total_steps=config.train.steps, metrics={},
+              environment={}, frame_count=0)
+    session.add(run)
+    session.commit()
+    try:
+        queue.submit(run_id, run.config)
+    except QueueUnavailable as exc:
+        session.delete(run)  # no half-created run
+        session.commit()
+        queue.discard(run_id)
+        raise HTTPException(503, detail=str(exc)) from None
+    return RunOut.of(run)
+
+
+@router.get("", response_model=list[RunOut])
+def list_runs(session: SessionDep, limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> list[RunOut]:
+    runs = session.scalars(select(Run).order_by(Run.created_at.desc()).limit(limit))
+    return [RunOut.of(r) for r in runs]
+
+
+@router.get("/{run_id}", response_model=RunOut)
+def get_run(run: RunDep) -> RunOut:
+    return RunOut.of(run)
+
+
+@router.post("/{run_id}/cancel", response_model=RunOut)
+def cancel(run: RunDep, queue: QueueDep) -> RunOut:
+    if run.status in TERMINAL_STATUSES:
+        raise HTTPException(409, detail=f"status: run already {run.status}")
+    try:
+        queue.cancel(run.id)
+    except QueueUnavailable as exc:
+        raise HTTPException(503, detail=str(exc)) from None
+    return RunOut.of(run)
+
+
+@router.get("/{run_id}/frames")
+def frames(run: RunDep, session: SessionDep,
+           from_step: Annotated[int, Query(ge=0)] = 0,
+           to_step: Annotated[int | None, Query(ge=0)] = None,
+           limit: Annotated[int, Query(ge=1, le=5000)] = 100,
+           panels: bool = True) -> dict:
+    """Persisted frames with from_step ≤ step ≤ to_step, in step order; `next_from_step` pages on."""
+    q = select(Frame).where(Frame.run_id == run.id, Frame.step >= from_step)
+    if to_step is not None:
+        q = q.where(Frame.step <= to_step)
+    rows = list(session.scalars(q.order_by(Frame.step, Frame.id).limit(limit + 1)))
+    more = len(rows) > limit
+    rows = rows[:limit]
+    total = session.scalar(select(func.count()).select_from(Frame).where(Frame.run_id == run.id))
+    return {"run_id": run.id, "total": total, "frames": [frame_dict(f, panels) for f in rows],
+            "next_from_step": rows[-1].step + 1 if more and rows else None}
+
+
+@router.get("/{run_id}/weights.npz")
+def weights(run: RunDep, settings: SettingsDep) -> FileResponse:
+    if not re.fullmatch(r"[0-9a-f]{32}", run.id):  # ids are ours, but never build paths from unchecked text
+        raise HTTPException(404, detail="run_id: malformed")
+    path = settings.artifacts_dir / run.id / "weights.npz"
+    if not path.is_file():
+        raise HTTPException(404, detail="weights: no checkpoint yet for this run")
+    return FileResponse(path, media_type="application/octet-stream", filename=f"{run.id}-weights.npz")

@@ -1,0 +1,28 @@
+"""The backend's one Settings object, read from environment variables."""
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="PINWHEEL_", extra="ignore")
+
+    redis_url: str = Field("redis://127.0.0.1:6379/0", validation_alias=AliasChoices("REDIS_URL", "PINWHEEL_REDIS_URL"))
+    database_url: str = Field(f"sqlite:///{ROOT / 'var' / 'pinwheel.db'}",
+                              validation_alias=AliasChoices("DATABASE_URL", "PINWHEEL_DATABASE_URL"))
+    artifacts_dir: Path = ROOT / "var" / "artifacts"
+    frontend_dir: Path = ROOT / "frontend"
+    persist_frames: bool = Field(True, description="run the stream→store consumer in this process")
+    consumer_name: str | None = Field(None, description="this process's name in the persist consumer group")
+    sse_heartbeat_seconds: float = 15.0
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()
