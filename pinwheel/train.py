@@ -50,7 +50,7 @@ def train(config: RunConfig, callbacks: Callbacks, *, resume: dict | None = None
     generator = torch.Generator().manual_seed(tc.seed)
     dataset = build_dataset(config.data, tc.seed, data_root).to(device)
     model = build_model(config.model, dataset, generator).to(device)
-    optimizer = model.make_optimizer(tc.lr)
+    optimizer = model.make_optimizer(tc.lr, tc.optimizer)
     step, elapsed_before = 0, 0.0
     if resume is not None:
         model.load_state_dict(resume["model"])

@@ -50,6 +50,7 @@ class TrainConfig(Strict):
     steps: int = Field(3_000, ge=1, le=10_000_000)
     batch_size: int = Field(256, ge=1, le=65_536)
     lr: float = Field(3e-3, gt=0, le=10)
+    optimizer: Literal["adam", "sgd"] = "adam"
     seed: int = Field(0, ge=0)
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="'auto' takes CUDA when present")
     frame_every_steps: int = Field(25, ge=1, description="a frame at least every K steps")

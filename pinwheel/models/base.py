@@ -28,7 +28,9 @@ class PinwheelModel(nn.Module):
     def project_(self) -> None:
         """Re-impose constraints after each update (unit-norm filters, norm bounds, ...)."""
 
-    def make_optimizer(self, lr: float) -> torch.optim.Optimizer:
+    def make_optimizer(self, lr: float, kind: str = "adam") -> torch.optim.Optimizer:
+        if kind == "sgd":
+            return torch.optim.SGD(self.parameters(), lr=lr, momentum=0.9)
         return torch.optim.Adam(self.parameters(), lr=lr)
 
     def train_step(self, x, y, step: int, optimizer: torch.optim.Optimizer) -> dict[str, torch.Tensor]:

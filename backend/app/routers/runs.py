@@ -41,6 +41,7 @@ class RunOut(BaseModel):
     environment: dict
     error: str | None
     frame_count: int
+    last_event_id: str | None
     created_at: dt.datetime
     started_at: dt.datetime | None
     finished_at: dt.datetime | None
@@ -54,7 +55,7 @@ class RunOut(BaseModel):
         return cls(id=run.id, status=run.status, title=run.title, preset=run.preset, config=run.config,
                    step=run.step, total_steps=run.total_steps, progress=progress, wall_time=run.wall_time,
                    eta_seconds=eta, metrics=run.metrics or {}, environment=run.environment or {},
-                   error=run.error, frame_count=run.frame_count or 0, created_at=run.created_at,
+                   error=run.error, frame_count=run.frame_count or 0, last_event_id=run.last_event_id, created_at=run.created_at,
                    started_at=run.started_at, finished_at=run.finished_at)
 
 

@@ -1,0 +1,71 @@
+"""Shared fixtures. Integration and browser tests run against real processes (tests/services.py)."""
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from . import services
+
+ARTIFACTS = services.ROOT / "test-artifacts"  # screenshots and logs kept after the run
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run"]
+
+# A run small enough for tests: a few hundred steps on a small patch pool.
+TINY_RUN = {"preset": "topographic-natural",
+            "config": {"data": {"pool_size": 2000}, "model": {"units": 64, "groups": {"pool": 4, "stride": 2}},
+                       "train": {"steps": 400, "batch_size": 64, "frame_every_steps": 20, "frame_every_seconds": 0.2}}}
+
+
+@pytest.fixture(scope="session")
+def artifacts_dir() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory):
+    proc, url = services.start_redis(tmp_path_factory.mktemp("redis"))
+    yield url
+    services.stop(proc)
+
+
+@pytest.fixture(scope="session")
+def stack(redis_url, tmp_path_factory, artifacts_dir):
+    """Worker + web app sharing a fresh database and artifact folder. Yields the base URL."""
+    var = tmp_path_factory.mktemp("var")
+    env = services.service_env(redis_url, var)
+    worker = services.start_worker(env, artifacts_dir / "worker.log")
+    app, url = services.start_app(env, artifacts_dir / "app.log")
+    yield {"url": url, "redis_url": redis_url, "var": var, "env": env}
+    services.stop(app)
+    services.stop(worker)
+
+
+@pytest.fixture
+def api(stack):
+    with httpx.Client(base_url=stack["url"], timeout=30) as client:
+        yield client
+
+
+def wait_for_status(api, run_id: str, statuses: tuple[str, ...], timeout: float = 120) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        run = api.get(f"/api/runs/{run_id}").json()
+        if run["status"] in statuses:
+            return run
+        time.sleep(0.2)
+    raise TimeoutError(f"run {run_id} still {run['status']} after {timeout}s")
+
+
+@pytest.fixture(scope="session")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        b = p.chromium.launch(executable_path=os.environ.get("CHROMIUM", "/usr/bin/chromium"), args=CHROMIUM_ARGS)
+        yield b
+        b.close()
