@@ -54,6 +54,8 @@ class GroupSparseConfig(Strict):
     kind: Literal["group_sparse"] = "group_sparse"
     units: int = Field(256, ge=1, le=16_384, description="m, the number of code units")
     lam: float = Field(0.1, ge=0, description="λ, weight of the group penalty Ω(z)")
+    lam_warmup_steps: int = Field(0, ge=0, description="ramp λ linearly from 0 over these steps, so filters "
+                                  "find structure before the penalty can silence every unit")
     groups: GroupsConfig = Field(default_factory=lambda: Torus2D())
     form: Literal["autoencoder", "sparse_coding"] = "autoencoder"
     inference_steps: int = Field(30, ge=1, le=1_000, description="proximal steps (sparse-coding form)")
@@ -88,13 +90,13 @@ class GroupSparseConfig(Strict):
 TOPOGRAPHIC_PRESET = {
     "id": "topographic-natural",
     "title": "Topographic map on natural images",
-    "description": "256 units on a 16×16 torus, overlapping 2-D pools (Kavukcuoglu et al. 2009): "
-                   "Gabor-like edges whose orientation changes smoothly across the grid.",
+    "description": "256 units on a 16×16 torus with overlapping Gaussian pools (after Kavukcuoglu et al. "
+                   "2009): localised edge filters whose orientation and position change smoothly across the grid.",
     "config": {
-        "model": {"kind": "group_sparse", "units": 256, "lam": 0.3,
-                  "groups": {"kind": "torus_2d", "pool": 6, "stride": 3}},
+        "model": {"kind": "group_sparse", "units": 256, "lam": 0.5, "lam_warmup_steps": 3000,
+                  "groups": {"kind": "torus_2d", "pool": 5, "stride": 1, "gaussian_sigma": 1.5}},
         "data": {"kind": "natural_patches", "patch_size": 12},
-        "train": {"steps": 4000, "batch_size": 256, "lr": 3e-3},
+        "train": {"steps": 15000, "batch_size": 256, "lr": 3e-3},
     },
 }
 

@@ -3,6 +3,8 @@
     z = ReLU(W_e x + b)                              encoder, z ∈ R^m
     x̂ = W_d z                                        linear decoder, columns ‖W_d[:, i]‖ ≤ 1
     L(x) = ½‖x − W_d z‖² + λ Ω(z),   Ω(z) = Σ_j sqrt(Σ_{i∈P_j} w_ji z_i²)
+    (λ optionally ramped up from 0 over the first steps: with random filters the penalty
+    alone would switch every ReLU unit off for good)
 
 Units that share a pool are driven to be active together, so on a 2-D torus of overlapping
 pools neighbouring filters become similar and a smooth topographic map emerges.
@@ -45,7 +47,8 @@ class GroupSparseAE(PinwheelModel):
         x_hat = z @ self.W_d.T  # (B, n)
         recon = 0.5 * (x - x_hat).pow(2).sum(dim=1).mean()
         sparsity = self._sync_groups().penalty(z).mean()
-        loss = recon + self.config.lam * sparsity
+        warmup = min(1.0, step / self.config.lam_warmup_steps) if self.config.lam_warmup_steps else 1.0
+        loss = recon + warmup * self.config.lam * sparsity
         return loss, {"reconstruction": recon.detach(), "group_sparsity": sparsity.detach(),
                       "active_fraction": (z > 0).float().mean().detach()}
 
