@@ -64,11 +64,12 @@ def apply_entry(session, run: Run, event_id: str, fields: dict) -> None:
 
 
 class Persister(threading.Thread):
-    def __init__(self, redis_url: str, sessions, consumer: str | None = None):
+    def __init__(self, redis_url: str, sessions, consumer: str | None = None, claim_idle_ms: int = 30_000):
         super().__init__(name="frame-persister", daemon=True)
         self.redis = redis.Redis.from_url(redis_url, socket_timeout=10)
         self.sessions = sessions
         self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}"
+        self.claim_idle_ms = claim_idle_ms  # a peer's entry unacknowledged this long: its backend died
         self.stopping = threading.Event()
         self._claimed: set[str] = set()
 
@@ -111,7 +112,7 @@ class Persister(threading.Thread):
         key = stream_key(run_id)
         mine = self.redis.xreadgroup(PERSIST_GROUP, self.consumer, {key: "0"}, count=10_000)
         entries = mine[0][1] if mine else []
-        claimed = self.redis.xautoclaim(key, PERSIST_GROUP, self.consumer, min_idle_time=30_000, count=10_000)
+        claimed = self.redis.xautoclaim(key, PERSIST_GROUP, self.consumer, min_idle_time=self.claim_idle_ms, count=10_000)
         return entries + claimed[1]
 
     def _store(self, run_id: str, entries: list) -> int:
