@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-VAR = ROOT / "var"
+VAR = Path(os.environ.get("PINWHEEL_VAR_DIR", ROOT / "var")).resolve()
 
 
 def port_free(host: str, port: int) -> bool:
@@ -34,6 +34,17 @@ def wait_for_port(host: str, port: int, timeout: float, proc: subprocess.Popen, 
             return
         time.sleep(0.1)
     raise SystemExit(f"{what} did not start within {timeout:.0f}s; see {VAR / 'logs'}")
+
+
+def visible_gpus() -> list[str]:
+    """GPU indices to give one worker each: CUDA_VISIBLE_DEVICES if set, else what nvidia-smi lists."""
+    if os.environ.get("CUDA_VISIBLE_DEVICES"):
+        return [g for g in os.environ["CUDA_VISIBLE_DEVICES"].split(",") if g.strip()]
+    try:
+        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    return [str(i) for i, line in enumerate(out.splitlines()) if line.startswith("GPU ")]
 
 
 def main() -> int:
@@ -58,12 +69,15 @@ def main() -> int:
         return 1
 
     env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
+    env.setdefault("PINWHEEL_DATABASE_URL", f"sqlite:///{VAR / 'pinwheel.db'}")
+    env.setdefault("PINWHEEL_ARTIFACTS_DIR", str(VAR / "artifacts"))
+    env.setdefault("PINWHEEL_DATA_ROOT", str(VAR / "data"))
     env.setdefault("PINWHEEL_ADMIN_TOKEN", secrets.token_urlsafe(32))
     children: list[tuple[str, subprocess.Popen]] = []
 
-    def start(name: str, cmd: list[str]) -> subprocess.Popen:
+    def start(name: str, cmd: list[str], extra_env: dict | None = None) -> subprocess.Popen:
         log = open(VAR / "logs" / f"{name}.log", "ab")
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
+        proc = subprocess.Popen(cmd, cwd=ROOT, env={**env, **(extra_env or {})}, stdout=log, stderr=subprocess.STDOUT,
                                 start_new_session=True)  # Ctrl-C reaches us only; we stop children in order
         children.append((name, proc))
         return proc
@@ -94,8 +108,13 @@ def main() -> int:
                                          "--appendonly", "yes", "--save", ""])
             wait_for_port("127.0.0.1", args.redis_port, 20, redis_proc, "redis-server")
             env["REDIS_URL"] = f"redis://127.0.0.1:{args.redis_port}/0"
-        start("worker", [sys.executable, "-m", "celery", "-A", "worker.celery_app:app", "worker",
-                         "--pool=solo", "--loglevel=INFO"])
+        worker_cmd = [sys.executable, "-m", "celery", "-A", "worker.celery_app:app", "worker", "--pool=solo",
+                      "--loglevel=INFO"]
+        gpus = visible_gpus()
+        for gpu in gpus:  # one worker process per GPU, each seeing only its own
+            start(f"worker-gpu{gpu}", [*worker_cmd, "-n", f"gpu{gpu}@%h"], {"CUDA_VISIBLE_DEVICES": gpu})
+        if not gpus:
+            start("worker", worker_cmd)
         web = start("web", [sys.executable, "-m", "uvicorn", "backend.app.asgi:app", "--host", args.host,
                             "--port", str(args.port)])
         wait_for_port(args.host, args.port, 60, web, "the web server")
@@ -106,7 +125,8 @@ def main() -> int:
         lock_file.flush()
         print(f"Pinwheel is running at {url}", flush=True)
         print(f"Log in as the local admin: {url}#/login?token={env['PINWHEEL_ADMIN_TOKEN']}", flush=True)
-        print(f"Logs: {VAR / 'logs'}. Ctrl-C stops everything.", flush=True)
+        print(f"Workers: {', '.join(f'GPU {g}' for g in gpus) or 'one, on the CPU'}. Logs: {VAR / 'logs'}. "
+              "Ctrl-C stops everything.", flush=True)
         while True:
             for name, proc in children:
                 if proc.poll() is not None:
