@@ -22,7 +22,8 @@ def make_client(tmp_path, redis_url: str) -> TestClient:
 
 @pytest.fixture
 def client(tmp_path, redis_url):
-    with make_client(tmp_path, redis_url) as c:
+    # a Redis database no worker listens on: tasks launched here are queued, never trained
+    with make_client(tmp_path, redis_url.rsplit("/", 1)[0] + "/15") as c:
         yield c
 
 
@@ -70,3 +71,10 @@ def test_backend_never_imports_torch():
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True,
                    env={"PYTHONPATH": str(ROOT), "PINWHEEL_PERSIST_FRAMES": "false", "PATH": "/usr/bin:/bin",
                         "PINWHEEL_DATABASE_URL": "sqlite:///:memory:"})
+
+
+def test_frame_pages_with_images_are_bounded(client):
+    run = client.post("/api/runs", json={"preset": "topographic-natural"}).json()
+    res = client.get(f"/api/runs/{run['id']}/frames", params={"limit": 1000, "panels": True})
+    assert res.status_code == 422 and res.json()["detail"][0]["loc"] == ["query", "limit"]
+    assert client.get(f"/api/runs/{run['id']}/frames", params={"limit": 1000, "panels": False}).status_code == 200

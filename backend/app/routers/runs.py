@@ -18,6 +18,7 @@ from ..queue import QueueUnavailable
 from ..store import Frame, Run, frame_dict
 
 router = APIRouter(prefix="/api/runs", tags=["runs"])
+MAX_FRAMES_WITH_PANELS = 200  # image atlases make a frame ~50 KB; metrics-only pages may hold 5,000
 
 
 class LaunchRequest(BaseModel):
@@ -133,6 +134,9 @@ def frames(run: RunDep, session: SessionDep,
            limit: Annotated[int, Query(ge=1, le=5000)] = 100,
            panels: bool = True) -> dict:
     """Persisted frames with from_step ≤ step ≤ to_step, in step order; `next_from_step` pages on."""
+    if panels and limit > MAX_FRAMES_WITH_PANELS:
+        raise HTTPException(422, detail=[{"loc": ["query", "limit"], "type": "less_than_equal",
+                                          "msg": f"at most {MAX_FRAMES_WITH_PANELS} frames a page with panels=true"}])
     q = select(Frame).where(Frame.run_id == run.id, Frame.step >= from_step)
     if to_step is not None:
         q = q.where(Frame.step <= to_step)
