@@ -1,47 +1,140 @@
-"""Panel `filter_grid`: the model's filters as one PNG atlas laid out on the model's topology.
+"""Panel `filter_grid`: decoder (and encoder) filters as PNG atlases laid out on the model's topology.
 
 Each filter is contrast-normalised on its own (zero stays mid-grey, ±max|f| maps to black/white),
-so weak and strong filters are equally legible.
+so weak and strong filters are equally legible. Layouts (the payload's `layout.type`):
+- `grid`: tiles at their place on the model's 2-D grid (topographic models);
+- `groups`: 1-D groups side by side, one group per atlas row (a gap between groups);
+- `tree`: one atlas row per tree level, the tree's `parents` for the renderer's edges;
+- `positions`: receptive fields placed at their image positions (local filters: `layout.positions`);
+- `list`: row-major in a near-square grid.
+Every tile's place is in `tiles` ([[x, y], ...] in atlas pixels) unless the layout is `grid`
+(rows × cols, pitch tile + pad). The encoder atlas (`encoder_png`, same places) is sent when the
+frame stays under BUDGET; otherwise `encoder_omitted` says so.
+Per-unit statistics on the probe batch (`stats`): mean activation, share of probes it is active on,
+and the decoder filter's norm; `groups`: the groups of each unit (at most MAX_GROUPS listed).
 """
 from __future__ import annotations
 
-import base64
-import io
 import math
 
 import numpy as np
-from PIL import Image
+
+from ._util import code, encoder_filters, grey_tiles, png_base64, rounded
 
 PAD = 1  # pixels of background between tiles
+BG = 40
+LEVELS_BITS = 6  # grey levels quantised to 64: the atlas PNG compresses ~25% better, still smooth
+BUDGET = 50_000  # characters of payload a frame; the encoder atlas is sent only when it fits
+MAX_GROUPS = 4  # groups listed per unit for hover (overlapping pools can hold a unit 25 times)
 
 
 def atlas(filters: np.ndarray, cols: int) -> np.ndarray:
     """(m, h, w) filters → one uint8 image, tiles row-major, `cols` per row."""
     m, h, w = filters.shape
-    rows = math.ceil(m / cols)
-    scale = np.abs(filters).reshape(m, -1).max(axis=1)[:, None, None] + 1e-12
-    tiles = np.clip(127.5 + 127.5 * filters / scale, 0, 255).astype(np.uint8)
-    out = np.full((rows * (h + PAD) + PAD, cols * (w + PAD) + PAD), 40, dtype=np.uint8)
-    for i in range(m):
-        r, c = divmod(i, cols)
-        out[PAD + r * (h + PAD):PAD + r * (h + PAD) + h, PAD + c * (w + PAD):PAD + c * (w + PAD) + w] = tiles[i]
-    return out
+    places = [(PAD + (i % cols) * (w + PAD), PAD + (i // cols) * (h + PAD)) for i in range(m)]
+    return place(filters, places)[0]
 
 
-def png_base64(image: np.ndarray) -> str:
-    buf = io.BytesIO()
-    Image.fromarray(image).save(buf, format="PNG", compress_level=6)
-    return base64.b64encode(buf.getvalue()).decode("ascii")
+def place(filters: np.ndarray, places: list[tuple[int, int]]) -> tuple[np.ndarray, list[tuple[int, int]]]:
+    """Tiles at the given (x, y) pixel corners → atlas image (size fitted to the places)."""
+    m, h, w = filters.shape
+    width = max(x for x, _ in places) + w + PAD
+    height = max(y for _, y in places) + h + PAD
+    out = np.full((height, width), BG, dtype=np.uint8)
+    tiles = grey_tiles(filters) >> (8 - LEVELS_BITS) << (8 - LEVELS_BITS)
+    for i, (x, y) in enumerate(places):
+        out[y:y + h, x:x + w] = tiles[i]
+    return out, places
+
+
+def layout_places(layout: dict, m: int, h: int, w: int, groups: list[list[int]] | None) -> tuple[list, dict]:
+    """Pixel corner of every tile for the layout; returns (places, layout as sent)."""
+    kind = layout.get("type", "list")
+    sx, sy = w + PAD, h + PAD
+    if kind == "grid":
+        cols = int(layout["cols"])
+        return [(PAD + (i % cols) * sx, PAD + (i // cols) * sy) for i in range(m)], layout
+    if kind == "tree" and layout.get("parents") is not None:
+        parents = layout["parents"]
+        depth = [0] * m
+        for i in range(m):
+            p = parents[i]
+            depth[i] = 0 if p < 0 else depth[p] + 1
+        levels: dict[int, list[int]] = {}
+        for i in range(m):
+            levels.setdefault(depth[i], []).append(i)
+        widest = max(len(v) for v in levels.values())
+        places = [(0, 0)] * m
+        for d, nodes in levels.items():  # centre each level under the widest one
+            offset = (widest - len(nodes)) * sx / 2
+            for k, node in enumerate(nodes):
+                places[node] = (int(PAD + offset + k * sx), PAD + d * (sy + 4))
+        return places, {**layout, "levels": len(levels)}
+    if kind == "positions" and layout.get("positions") is not None:
+        pos = np.asarray(layout["positions"], dtype=np.float64)  # (m, 2): (x, y) in image pixels
+        pos = pos - pos.min(axis=0)
+        gaps = np.diff(np.unique(pos.ravel()))
+        spacing = float(gaps[gaps > 0].min()) if (gaps > 0).any() else 1.0
+        scale = max(1.0, max(sx, sy) / spacing)  # neighbouring fields never overlap on screen
+        return [(int(PAD + x * scale), int(PAD + y * scale)) for x, y in pos], layout
+    if groups is not None and layout.get("type") in (None, "list", "groups"):
+        disjoint = all(len(g) == 1 for g in groups) and len({g[0] for g in groups}) > 1
+        if disjoint:  # 1-D blocks: one group per atlas row, groups stacked with a gap
+            by_group: dict[int, list[int]] = {}
+            for i, g in enumerate(groups):
+                by_group.setdefault(g[0], []).append(i)
+            per_row = max(len(v) for v in by_group.values())
+            n_rows = len(by_group)
+            if per_row * n_rows == m and per_row > 1:
+                cols_of_groups = max(1, int(round(math.sqrt(n_rows * sy / (per_row * sx)))))
+                places = [(0, 0)] * m
+                for k, (_, members) in enumerate(sorted(by_group.items())):
+                    gr, gc = divmod(k, cols_of_groups)
+                    for j, unit in enumerate(members):
+                        places[unit] = (PAD + gc * (per_row * sx + 4) + j * sx, PAD + gr * sy)
+                return places, {"type": "groups", "group_size": per_row, "n_groups": n_rows}
+    cols = math.ceil(math.sqrt(m))
+    return [(PAD + (i % cols) * sx, PAD + (i // cols) * sy) for i in range(m)], {**layout, "type": layout.get("type", "list")}
+
+
+def unit_groups(model) -> tuple[list[list[int]] | None, list[int] | None]:
+    g = getattr(model, "groups", None)
+    if g is None or not hasattr(g, "membership"):
+        return None, None
+    full = g.membership()
+    return [m[:MAX_GROUPS] for m in full], [len(m) for m in full]
 
 
 def produce(model, probe_x) -> dict:
     bank = model.filter_bank()
     filters = np.asarray(bank["filters"], dtype=np.float32)
-    layout = bank["layout"]
     m, h, w = filters.shape
-    cols = layout["cols"] if layout.get("type") == "grid" else math.ceil(math.sqrt(m))
-    return {
-        "atlas_png": png_base64(atlas(filters, cols)),
-        "count": m, "tile": [h, w], "cols": cols, "rows": math.ceil(m / cols), "pad": PAD,
+    groups, group_counts = unit_groups(model)
+    places, layout = layout_places(dict(bank.get("layout") or {}), m, h, w, groups)
+    image, _ = place(filters, places)
+    out = {
+        "atlas_png": png_base64(image),
+        "count": m, "tile": [h, w], "pad": PAD, "size": [image.shape[1], image.shape[0]],
         "layout": layout,
     }
+    if layout.get("type") == "grid":  # tile places follow from rows × cols
+        out["cols"], out["rows"] = int(layout["cols"]), int(layout["rows"])
+    else:
+        out["tiles"] = [[int(x), int(y)] for x, y in places]
+    z = code(model, probe_x)
+    stats = {"norm": rounded(np.linalg.norm(filters.reshape(m, -1), axis=1), 3)}
+    if z.shape[1] == m:
+        stats["mean"] = rounded(z.mean(axis=0), 4)
+        stats["active"] = rounded((np.abs(z) > 1e-6).mean(axis=0), 3)
+    out["stats"] = stats
+    if groups is not None:
+        out["groups"], out["group_counts"] = groups, group_counts
+    enc = encoder_filters(model, filters.shape)
+    if enc is not None:
+        enc_png = png_base64(place(enc, places)[0])
+        used = len(out["atlas_png"]) + sum(len(str(v)) for k, v in out.items() if k != "atlas_png")
+        if used + len(enc_png) <= BUDGET:
+            out["encoder_png"] = enc_png
+        else:  # the renderer says why the encoder view is off for this model size
+            out["encoder_omitted"] = f"encoder atlas ({len(enc_png) // 1000} KB) left out to keep a frame under {BUDGET // 1000} KB"
+    return out

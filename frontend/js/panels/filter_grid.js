@@ -1,43 +1,93 @@
-// Renderer for the `filter_grid` panel: draws the PNG atlas on a canvas, hover names the unit.
+// Renderer for `filter_grid`: the decoder (or encoder) atlas on the model's topology; hover names
+// the unit, its place, group(s) and statistics on the probe batch.
 import { el } from "../api.js";
+import { decodePng, drawn, fit, fmt } from "../draw.js";
 
 export const title = "Filters";
 
+function tilePlace(p, unit) {
+  if (p.tiles) return p.tiles[unit];
+  const [h, w] = p.tile;
+  return [p.pad + (unit % p.cols) * (w + p.pad), p.pad + Math.floor(unit / p.cols) * (h + p.pad)];
+}
+
+function unitAt(p, x, y) {
+  const [h, w] = p.tile;
+  if (!p.tiles) {
+    const col = Math.floor((x - p.pad) / (w + p.pad)), row = Math.floor((y - p.pad) / (h + p.pad));
+    const unit = row * p.cols + col;
+    return col >= 0 && col < p.cols && row >= 0 && unit < p.count ? unit : -1;
+  }
+  return p.tiles.findIndex(([tx, ty]) => x >= tx && x < tx + w && y >= ty && y < ty + h);
+}
+
+export function hoverText(p, unit) {
+  const parts = [`unit ${unit}`];
+  if (p.layout?.type === "grid") parts.push(`grid (${Math.floor(unit / p.cols)}, ${unit % p.cols})`);
+  if (p.groups) {
+    const g = p.groups[unit], n = p.group_counts?.[unit] ?? g.length;
+    parts.push(`group${n === 1 ? "" : "s"} ${g.join(", ")}${n > g.length ? ` (+${n - g.length} more)` : ""}`);
+  }
+  const s = p.stats || {};
+  if (s.mean) parts.push(`mean z ${fmt(s.mean[unit])}`);
+  if (s.active) parts.push(`active on ${(100 * s.active[unit]).toFixed(0)}% of probes`);
+  if (s.norm) parts.push(`‖d‖ ${fmt(s.norm[unit])}`);
+  return parts.join(" · ");
+}
+
 export function create(container) {
   const canvas = el("canvas", { class: "atlas", "data-panel": "filter_grid" });
-  const hover = el("div", { class: "hover" }, "\u00a0");
-  container.append(canvas, hover);
-  const state = { canvas, hover, payload: null, token: 0 };
+  const hover = el("div", { class: "hover", "data-hover": "filter_grid" }, "\u00a0");
+  const which = el("div", { class: "toggle" });
+  const state = { canvas, hover, payload: null, token: 0, view: "decoder", buttons: {} };
+  for (const v of ["decoder", "encoder"]) {
+    const b = el("button", { "data-view": v, class: v === state.view ? "on" : "" }, v);
+    b.addEventListener("click", () => {
+      state.view = v;
+      for (const [k, btn] of Object.entries(state.buttons)) btn.className = k === v ? "on" : "";
+      if (state.payload) render(state, state.payload);
+    });
+    state.buttons[v] = b;
+    which.append(b);
+  }
+  container.append(which, canvas, hover);
   canvas.addEventListener("mousemove", (ev) => {
     const p = state.payload;
     if (!p) return;
     const rect = canvas.getBoundingClientRect();
     const x = ((ev.clientX - rect.left) / rect.width) * canvas.width;
     const y = ((ev.clientY - rect.top) / rect.height) * canvas.height;
-    const col = Math.floor((x - p.pad) / (p.tile[1] + p.pad));
-    const row = Math.floor((y - p.pad) / (p.tile[0] + p.pad));
-    const unit = row * p.cols + col;
-    if (col < 0 || col >= p.cols || unit < 0 || unit >= p.count) return;
-    const where = p.layout?.type === "grid" ? ` at grid (${row}, ${col})` : "";
-    hover.textContent = `unit ${unit}${where}`;
+    const unit = unitAt(p, x, y);
+    if (unit >= 0) hover.textContent = hoverText(p, unit);
   });
   return state;
 }
 
-export function render(state, payload) {
+export async function render(state, payload) {
   state.payload = payload;
   const token = ++state.token; // a slow decode must not overwrite a newer frame
-  const img = new Image();
-  img.onload = () => {
-    if (token !== state.token) return;
-    const { canvas } = state;
-    if (canvas.width !== img.width || canvas.height !== img.height) {
-      canvas.width = img.width;
-      canvas.height = img.height;
-    }
-    canvas.getContext("2d").drawImage(img, 0, 0);
-    canvas.dataset.drawnStep = payload.step ?? "";
-    canvas.dispatchEvent(new CustomEvent("drawn", { detail: payload }));
-  };
-  img.src = `data:image/png;base64,${payload.atlas_png}`;
+  const enc = state.buttons.encoder;
+  enc.disabled = !payload.encoder_png;
+  enc.title = payload.encoder_omitted ?? (payload.encoder_png ? "" : "this model has no separate encoder");
+  const b64 = state.view === "encoder" && payload.encoder_png ? payload.encoder_png : payload.atlas_png;
+  const img = await decodePng(b64);
+  if (token !== state.token) return;
+  const { canvas } = state;
+  const ctx = fit(canvas, img.width, img.height);
+  ctx.drawImage(img, 0, 0);
+  if (payload.layout?.type === "tree" && payload.tiles) { // edges from each node to its parent
+    const [h, w] = payload.tile;
+    ctx.strokeStyle = "rgba(120,170,255,0.8)";
+    ctx.lineWidth = 1;
+    ctx.beginPath();
+    payload.layout.parents.forEach((parent, node) => {
+      if (parent < 0) return;
+      const [px, py] = tilePlace(payload, parent), [cx, cy] = tilePlace(payload, node);
+      ctx.moveTo(px + w / 2, py + h);
+      ctx.lineTo(cx + w / 2, cy);
+    });
+    ctx.stroke();
+  }
+  canvas.dataset.view = b64 === payload.encoder_png ? "encoder" : "decoder";
+  drawn(canvas, payload);
 }

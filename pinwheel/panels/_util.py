@@ -1,0 +1,68 @@
+"""Helpers shared by the panel producers (not a panel kind: the registry skips names with '_')."""
+from __future__ import annotations
+
+import base64
+import io
+
+import numpy as np
+import torch
+from PIL import Image
+
+
+def png_base64(image: np.ndarray, optimize: bool = False) -> str:
+    """uint8 (h, w) grey or (h, w, 3) RGB → base64 PNG text."""
+    buf = io.BytesIO()
+    Image.fromarray(image).save(buf, format="PNG", compress_level=9 if optimize else 6)
+    return base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+def to_numpy(t) -> np.ndarray:
+    if isinstance(t, torch.Tensor):
+        return t.detach().float().cpu().numpy()
+    return np.asarray(t, dtype=np.float32)
+
+
+def rounded(values, digits: int = 4) -> list[float]:
+    """Floats for JSON, rounded so a frame stays small; NaN/inf become None."""
+    arr = np.asarray(values, dtype=np.float64).ravel()
+    return [None if not np.isfinite(v) else round(float(v), digits) for v in arr]
+
+
+def code(model, probe_x) -> np.ndarray:
+    """The code z of the probe batch as (batch, m) numpy (models with extra axes are flattened)."""
+    with torch.no_grad():
+        z = model.encode(probe_x)
+    z = to_numpy(z)
+    return z.reshape(z.shape[0], -1)
+
+
+def decoder_filters(model) -> np.ndarray:
+    return np.asarray(model.filter_bank()["filters"], dtype=np.float32)
+
+
+def encoder_filters(model, shape: tuple[int, int, int]) -> np.ndarray | None:
+    """The encoder's rows as (m, h, w) when the model has a dense encoder W_e of that size."""
+    w_e = getattr(model, "W_e", None)
+    if w_e is None:
+        return None
+    arr = to_numpy(w_e)
+    if arr.size != int(np.prod(shape)):
+        return None
+    return arr.reshape(shape)
+
+
+def reconstruct(model, x: torch.Tensor, z: np.ndarray) -> np.ndarray:
+    """x̂ for a batch: the model's own decode() when it has one, else the linear decoder Σ z_i d_i."""
+    decode = getattr(model, "decode", None)
+    if callable(decode):
+        with torch.no_grad():
+            return to_numpy(decode(model.encode(x))).reshape(x.shape[0], -1)
+    d = decoder_filters(model)
+    return z @ d.reshape(d.shape[0], -1)
+
+
+def grey_tiles(images: np.ndarray) -> np.ndarray:
+    """Per-image contrast: 0 stays mid-grey, ±max|v| maps to black/white."""
+    m = images.shape[0]
+    scale = np.abs(images).reshape(m, -1).max(axis=1).reshape((m,) + (1,) * (images.ndim - 1)) + 1e-12
+    return np.clip(127.5 + 127.5 * images / scale, 0, 255).astype(np.uint8)

@@ -1,0 +1,133 @@
+"""Panel `topographic_map`: the orientation preference map of a model whose units lie on a 2-D grid.
+
+For every filter, the power spectrum P(k) (DC removed) gives the preferred orientation
+θ = ½ arg Σ_k P(k) e^{2iφ_k} (φ_k the angle of k; the edge runs perpendicular to k, θ here is
+the edge's orientation) and the selectivity |Σ P e^{2iφ}| / Σ P ∈ [0, 1].
+On the map (wrapping at the edges, as the torus does):
+- pin-wheels: plaquettes of 2×2 units around which 2θ winds by ±2π (+1 counter-clockwise,
+  −1 clockwise), placed at the plaquette's centre;
+- Λ: the column spacing, grid-side / the power-weighted mean radial frequency of e^{2iθ}·selectivity;
+- ρ: pin-wheels per Λ² (≈ π in the visual cortex of many species);
+- smoothness: 1 − mean |Δθ| between grid neighbours / 45° (1 = smooth, 0 = random orientations).
+Uses pinwheel/analysis/topography.py's `orientation_map` when that module provides it.
+"""
+from __future__ import annotations
+
+import colorsys
+
+import numpy as np
+
+from ._util import png_base64, rounded
+
+SCALE = 8  # pixels per unit in the map image
+
+
+def orientation_selectivity(filters: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(m, h, w) filters → orientation θ ∈ [0, π) of each filter's edges, selectivity ∈ [0, 1]."""
+    m, h, w = filters.shape
+    f = filters - filters.mean(axis=(1, 2), keepdims=True)
+    power = np.abs(np.fft.fft2(f)) ** 2  # (m, h, w)
+    ky = np.fft.fftfreq(h)[:, None] * np.ones((1, w))
+    kx = np.ones((h, 1)) * np.fft.fftfreq(w)[None, :]
+    phi = np.arctan2(ky, kx)
+    e2 = np.exp(2j * phi)
+    e2[0, 0] = 0
+    total = power.sum(axis=(1, 2)) + 1e-12
+    resultant = (power * e2).sum(axis=(1, 2)) / total
+    theta_k = 0.5 * np.angle(resultant)  # orientation of the wave vector
+    theta = np.mod(theta_k + np.pi / 2, np.pi)  # edges run perpendicular to it
+    return theta, np.abs(resultant)
+
+
+def pinwheels(theta: np.ndarray) -> list[list[float]]:
+    """[[row, col, ±1], ...] at plaquette centres where 2θ winds by ±2π (torus)."""
+    a = 2 * theta
+
+    def wrap(d):
+        return (d + np.pi) % (2 * np.pi) - np.pi
+
+    r = np.roll
+    # corners counter-clockwise on screen (row grows downwards): (i,j) → (i+1,j) → (i+1,j+1) → (i,j+1)
+    a00, a10, a11, a01 = a, r(a, -1, 0), r(r(a, -1, 0), -1, 1), r(a, -1, 1)
+    wind = wrap(a10 - a00) + wrap(a11 - a10) + wrap(a01 - a11) + wrap(a00 - a01)
+    n = np.rint(wind / (2 * np.pi)).astype(int)
+    return [[float(i) + 0.5, float(j) + 0.5, int(n[i, j])] for i, j in zip(*np.nonzero(n))]
+
+
+def column_spacing(theta: np.ndarray, selectivity: np.ndarray) -> float:
+    rows, cols = theta.shape
+    field = selectivity * np.exp(2j * theta)
+    field = field - field.mean()
+    power = np.abs(np.fft.fft2(field)) ** 2
+    k = np.hypot(np.fft.fftfreq(rows)[:, None] * rows, np.fft.fftfreq(cols)[None, :] * cols)
+    power[0, 0] = 0
+    if power.sum() <= 0:
+        return float("nan")
+    k_mean = float((power * k).sum() / power.sum())
+    return float(max(rows, cols) / k_mean) if k_mean > 0 else float("nan")
+
+
+def smoothness(theta: np.ndarray) -> float:
+    d = []
+    for axis in (0, 1):
+        diff = np.abs(theta - np.roll(theta, 1, axis=axis))
+        d.append(np.minimum(diff, np.pi - diff))
+    return float(1 - np.mean(d) / (np.pi / 4))
+
+
+def map_image(theta: np.ndarray, selectivity: np.ndarray) -> np.ndarray:
+    rows, cols = theta.shape
+    sel = selectivity / (selectivity.max() + 1e-12)
+    rgb = np.zeros((rows, cols, 3), dtype=np.uint8)
+    for i in range(rows):
+        for j in range(cols):
+            r, g, b = colorsys.hsv_to_rgb(theta[i, j] / np.pi, 0.85, 0.15 + 0.85 * sel[i, j])
+            rgb[i, j] = (int(255 * r), int(255 * g), int(255 * b))
+    return np.kron(rgb, np.ones((SCALE, SCALE, 1), dtype=np.uint8))
+
+
+def _analysis_orientation(filters):
+    try:
+        from ..analysis import topography  # the science engineers' module, when present
+    except ImportError:
+        return None
+    fn = getattr(topography, "orientation_map", None)
+    if not callable(fn):
+        return None
+    try:
+        out = fn(filters)
+        theta, sel = (out["theta"], out["selectivity"]) if isinstance(out, dict) else out
+        theta, sel = np.asarray(theta, dtype=np.float64).ravel(), np.asarray(sel, dtype=np.float64).ravel()
+        return (np.mod(theta, np.pi), sel) if theta.shape == sel.shape == (len(filters),) else None
+    except Exception:  # a different signature: fall back to our own estimate
+        return None
+
+
+def produce(model, probe_x) -> dict:
+    bank = model.filter_bank()
+    filters = np.asarray(bank["filters"], dtype=np.float32)
+    layout = bank.get("layout") or {}
+    m = filters.shape[0]
+    if layout.get("type") == "grid":
+        rows, cols = int(layout["rows"]), int(layout["cols"])
+    else:  # no topology of its own: a near-square grid still shows whether neighbours agree
+        cols = int(np.ceil(np.sqrt(m)))
+        rows = int(np.ceil(m / cols))
+    found = _analysis_orientation(filters)
+    theta, sel = found if found is not None else orientation_selectivity(filters)
+    if rows * cols != m:
+        theta = np.concatenate([theta, np.zeros(rows * cols - m)])
+        sel = np.concatenate([sel, np.zeros(rows * cols - m)])
+    theta, sel = theta.reshape(rows, cols), sel.reshape(rows, cols)
+    pw = pinwheels(theta)
+    lam = column_spacing(theta, sel)
+    rho = len(pw) / (rows * cols / lam**2) if np.isfinite(lam) and lam > 0 else float("nan")
+    return {
+        "map_png": png_base64(map_image(theta, sel)), "rows": rows, "cols": cols, "scale": SCALE,
+        "theta": rounded(theta, 3), "selectivity": rounded(sel, 3),
+        "pinwheels": pw, "n_pinwheels": len(pw),
+        "pinwheels_cw": sum(1 for p in pw if p[2] < 0), "pinwheels_ccw": sum(1 for p in pw if p[2] > 0),
+        "lambda": None if not np.isfinite(lam) else round(lam, 3),
+        "rho": None if not np.isfinite(rho) else round(rho, 3),
+        "smoothness": round(smoothness(theta), 4), "on_grid": layout.get("type") == "grid",
+    }
