@@ -21,7 +21,7 @@ from .base import PinwheelModel, numpy, unit_columns_
 
 
 class GroupSparseAE(PinwheelModel):
-    panel_kinds = ("filter_grid",)
+    panel_kinds = ("filter_grid", "group_activations", "topographic_map", "reconstructions", "sparsity")
 
     def __init__(self, config: GroupSparseConfig, input_shape: tuple[int, int], generator: torch.Generator):
         super().__init__(input_shape)
