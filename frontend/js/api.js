@@ -7,13 +7,14 @@ export class ApiError extends Error {
   }
 }
 
-async function call(method, path, body) {
+async function call(method, path, body, as = null) {
   const opts = { method, headers: {} };
   if (body !== undefined) {
     opts.headers["Content-Type"] = "application/json";
     opts.body = JSON.stringify(body);
   }
   const res = await fetch(path, opts);
+  if (as === "blob" && res.ok) return res.blob();
   const data = res.headers.get("content-type")?.includes("json") ? await res.json() : await res.text();
   if (!res.ok) throw new ApiError(res.status, data?.detail ?? data);
   return data;
@@ -26,6 +27,8 @@ export const api = {
   launch: (body) => call("POST", "/api/runs", body),
   cancel: (id) => call("POST", `/api/runs/${id}/cancel`),
   frames: (id, params) => call("GET", `/api/runs/${id}/frames?${new URLSearchParams(params)}`),
+  schema: () => call("GET", "/api/schema"),
+  exportGif: (id, params) => call("GET", `/api/runs/${id}/exports/filter_grid.gif?${new URLSearchParams(params)}`, undefined, "blob"),
 };
 
 export function formatDuration(seconds) {
