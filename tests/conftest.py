@@ -47,8 +47,19 @@ def stack(redis_url, tmp_path_factory, artifacts_dir):
 
 @pytest.fixture
 def api(stack):
-    with httpx.Client(base_url=stack["url"], timeout=30) as client:
+    """An HTTP client of the stack that sends the admin's bearer token."""
+    with httpx.Client(base_url=stack["url"], timeout=30, headers=services.auth_headers()) as client:
         yield client
+
+
+@pytest.fixture
+def login(stack):
+    """login(page): log a Chromium page in the way a person does, with the URL `make run` prints."""
+    def _login(page, token: str = services.ADMIN_TOKEN) -> None:
+        page.goto(f"{stack['url']}/#/login?token={token}")
+        page.wait_for_function("() => location.hash === '#/' && !!localStorage.getItem('pinwheel.token')",
+                               timeout=15_000)
+    return _login
 
 
 def wait_for_status(api, run_id: str, statuses: tuple[str, ...], timeout: float = 120) -> dict:

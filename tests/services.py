@@ -3,6 +3,7 @@ process, and the FastAPI app under uvicorn — started as subprocesses, exactly 
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -12,6 +13,11 @@ from pathlib import Path
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
+ADMIN_TOKEN = "pw-test-admin-" + secrets.token_hex(16)  # PINWHEEL_ADMIN_TOKEN of every service the tests start
+
+
+def auth_headers(token: str = ADMIN_TOKEN) -> dict:
+    return {"Authorization": f"Bearer {token}"}
 
 
 def free_port() -> int:
@@ -54,7 +60,7 @@ def service_env(redis_url: str, var: Path) -> dict:
     env = dict(os.environ)
     env.update({"REDIS_URL": redis_url, "PINWHEEL_DATABASE_URL": f"sqlite:///{var / 'pinwheel.db'}",
                 "PINWHEEL_ARTIFACTS_DIR": str(var / "artifacts"), "PINWHEEL_DATA_ROOT": str(var / "data"),
-                "PINWHEEL_DEVICE": "cpu", "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"})
+                "PINWHEEL_DEVICE": "cpu", "PINWHEEL_ADMIN_TOKEN": ADMIN_TOKEN, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"})
     return env
 
 

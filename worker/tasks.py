@@ -11,9 +11,11 @@ from pathlib import Path
 import numpy as np
 import redis
 import torch
+from safetensors.torch import save_file as save_safetensors
 
 from pinwheel.configs import RunConfig
 from pinwheel.protocol import TASK_NAME, cancel_key, stream_key
+from pinwheel.provenance import code_version
 from pinwheel.train import TrainingDiverged, resolve_device, train
 
 from .celery_app import app
@@ -57,6 +59,9 @@ class StreamPublisher:
         self.artifacts.mkdir(parents=True, exist_ok=True)
         _atomic_write(self.artifacts / "checkpoint.pt", lambda p: torch.save(state, p))
         _atomic_write(self.artifacts / "weights.npz", lambda p: _save_npz(p, weights))
+        model = {k: v.detach().cpu().contiguous().clone() for k, v in state["model"].items()}  # no pickle: for bundles
+        _atomic_write(self.artifacts / "checkpoint.safetensors",
+                      lambda p: save_safetensors(model, str(p), metadata={"step": str(state["step"])}))
 
     def load_checkpoint(self) -> dict | None:
         path = self.artifacts / "checkpoint.pt"
@@ -66,7 +71,7 @@ class StreamPublisher:
 def environment_record(device: torch.device) -> dict:
     return {"torch": torch.__version__, "cuda": torch.version.cuda, "device": str(device),
             "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
-            "hostname": os.uname().nodename}
+            "hostname": os.uname().nodename, "code": code_version()}
 
 
 @app.task(name=TASK_NAME)

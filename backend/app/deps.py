@@ -3,9 +3,10 @@ from __future__ import annotations
 
 from typing import Annotated, Iterator
 
-from fastapi import Depends, HTTPException, Request
+from fastapi import Depends, HTTPException, Query, Request
 from sqlalchemy.orm import Session
 
+from .auth import Principal, principal_for_ticket, principal_for_token, ticket_secret
 from .queue import Queue
 from .settings import Settings, get_settings
 from .store import Run
@@ -33,3 +34,79 @@ def get_run(run_id: str, session: SessionDep) -> Run:
 
 
 RunDep = Annotated[Run, Depends(get_run)]
+
+
+# --- who may do what (backend/app/auth.py) -------------------------------------------------------
+def _unauthorized(detail: str) -> HTTPException:
+    return HTTPException(401, detail=detail, headers={"WWW-Authenticate": "Bearer"})
+
+
+def get_principal(request: Request, session: SessionDep, settings: SettingsDep) -> Principal | None:
+    """The bearer token's principal; None without a token; 401 for an unknown/revoked/expired one."""
+    header = request.headers.get("authorization")
+    if not header:
+        return None
+    scheme, _, token = header.partition(" ")
+    if scheme.lower() != "bearer" or not token.strip():
+        raise _unauthorized("authorization: expected 'Bearer <token>'")
+    principal = principal_for_token(token.strip(), settings.admin_token, session)
+    if principal is None:
+        raise _unauthorized("authorization: invalid, expired or revoked token")
+    return principal
+
+
+PrincipalDep = Annotated[Principal | None, Depends(get_principal)]
+
+
+def require_member(principal: PrincipalDep) -> Principal:
+    """A lab member or the admin (not a share link): may read every run."""
+    if principal is None:
+        raise _unauthorized("authorization: a bearer token is required")
+    if principal.kind == "share":
+        raise HTTPException(403, detail="authorization: a share link reaches only its own run")
+    return principal
+
+
+def require_writer(principal: PrincipalDep) -> Principal:
+    if principal is None:
+        raise _unauthorized("authorization: a bearer token is required")
+    if not principal.can_write:
+        raise HTTPException(403, detail="authorization: this token may only read")
+    return principal
+
+
+def require_admin(principal: Annotated[Principal, Depends(require_writer)]) -> Principal:
+    if not principal.is_admin:
+        raise HTTPException(403, detail="authorization: admins only")
+    return principal
+
+
+def _check_scope(principal: Principal, run: Run) -> None:
+    if principal.run_id is not None and principal.run_id != run.id:
+        raise HTTPException(403, detail="authorization: this link reaches another run only")
+
+
+def read_run(run: RunDep, principal: PrincipalDep) -> Run:
+    """A run, for a member, the admin, or a share link of this very run (header only)."""
+    if principal is None:
+        raise _unauthorized("authorization: a bearer token or share link is required")
+    _check_scope(principal, run)
+    return run
+
+
+def read_run_ticket(run: RunDep, request: Request, session: SessionDep, settings: SettingsDep,
+                    principal: PrincipalDep, ticket: Annotated[str | None, Query(max_length=200)] = None) -> Run:
+    """As read_run, or a signed ticket in the query (EventSource and downloads cannot send headers)."""
+    if principal is None and ticket:
+        secret = ticket_secret(settings.admin_token, request.app.state.ticket_fallback)
+        principal = principal_for_ticket(ticket, run.id, secret, session)
+        if principal is None:
+            raise _unauthorized("ticket: invalid or expired; fetch a new one")
+    return read_run(run, principal)
+
+
+MemberDep = Annotated[Principal, Depends(require_member)]
+WriterDep = Annotated[Principal, Depends(require_writer)]
+AdminDep = Annotated[Principal, Depends(require_admin)]
+ReaderRunDep = Annotated[Run, Depends(read_run)]
+TicketReaderRunDep = Annotated[Run, Depends(read_run_ticket)]

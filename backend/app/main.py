@@ -1,6 +1,7 @@
 """The FastAPI app: API routers, the frame persister, and the static frontend."""
 from __future__ import annotations
 
+import secrets
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -11,7 +12,7 @@ from fastapi.staticfiles import StaticFiles
 
 from .persister import Persister
 from .queue import Queue
-from .routers import events, presets, runs
+from .routers import bundles, events, organise, presets, runs, shares, users
 from .settings import Settings, get_settings
 from .store import make_sessionmaker
 
@@ -37,7 +38,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.sessions = make_sessionmaker(settings.database_url)
     app.state.queue = Queue(settings.redis_url)
     app.dependency_overrides[get_settings] = lambda: settings
-    for module in (presets, runs, events):
+    app.state.ticket_fallback = secrets.token_bytes(32)  # signs read tickets when no admin token is set
+    for module in (presets, runs, events, organise, shares, users, bundles):
         app.include_router(module.router)
 
     @app.get("/vendor/plotly.min.js", include_in_schema=False)

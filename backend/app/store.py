@@ -7,6 +7,7 @@ from pathlib import Path
 
 from sqlalchemy import (JSON, BigInteger, DateTime, Float, ForeignKey, Index, Integer, String, Text,
                         UniqueConstraint, create_engine, event)
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
 
@@ -37,6 +38,38 @@ class Run(Base):
     finished_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     frame_count: Mapped[int] = mapped_column(Integer, default=0)
     last_event_id: Mapped[str | None] = mapped_column(String(32))
+    # sharing and organising (issue #6)
+    launched_by: Mapped[str | None] = mapped_column(String(100), index=True)
+    tags: Mapped[list] = mapped_column(JSON, default=list)
+    notes: Mapped[str] = mapped_column(Text, default="")
+    notes_html: Mapped[str] = mapped_column(Text, default="")  # sanitised server-side (backend/app/markdown.py)
+    provenance: Mapped[dict] = mapped_column(JSON, default=dict)  # code version, seed, import origin
+
+
+class User(Base):
+    """A lab member's named bearer token; only the SHA-256 of the token is stored."""
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    is_admin: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Share(Base):
+    """A read-only link to one run; only the SHA-256 of its token is stored."""
+    __tablename__ = "shares"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    label: Mapped[str] = mapped_column(String(200), default="")
+    created_by: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    expires_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Frame(Base):
@@ -68,7 +101,29 @@ def make_sessionmaker(database_url: str) -> sessionmaker:
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
     Base.metadata.create_all(engine)
+    add_missing_columns(engine)
     return sessionmaker(engine, expire_on_commit=False)
+
+
+def add_missing_columns(engine) -> None:
+    """create_all makes missing tables only: columns added to a model since a database was made are
+    added here, nullable (the code reads NULL as the empty value). Not a migration tool: no renames."""
+    from sqlalchemy import inspect, text
+
+    inspector = inspect(engine)
+    for table in Base.metadata.sorted_tables:
+        if not inspector.has_table(table.name):
+            continue
+        present = {c["name"] for c in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name not in present:
+                kind = column.type.compile(dialect=engine.dialect)
+                try:
+                    with engine.begin() as conn:
+                        conn.execute(text(f"ALTER TABLE {table.name} ADD COLUMN {column.name} {kind}"))
+                except DBAPIError:  # a peer process added it first
+                    if column.name not in {c["name"] for c in inspect(engine).get_columns(table.name)}:
+                        raise
 
 
 def frame_dict(frame: Frame, with_panels: bool) -> dict:

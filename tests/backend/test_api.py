@@ -11,13 +11,13 @@ from sqlalchemy import func, select
 from backend.app.main import create_app
 from backend.app.settings import Settings
 from backend.app.store import Run
-from tests.services import ROOT, free_port
+from tests.services import ADMIN_TOKEN, ROOT, auth_headers, free_port
 
 
 def make_client(tmp_path, redis_url: str) -> TestClient:
     settings = Settings(redis_url=redis_url, database_url=f"sqlite:///{tmp_path / 'db.sqlite'}",
-                        artifacts_dir=tmp_path / "artifacts", persist_frames=False)
-    return TestClient(create_app(settings))
+                        artifacts_dir=tmp_path / "artifacts", persist_frames=False, admin_token=ADMIN_TOKEN)
+    return TestClient(create_app(settings), headers=auth_headers())
 
 
 @pytest.fixture

@@ -6,10 +6,11 @@ import pytest
 pytestmark = pytest.mark.browser
 
 
-def test_launch_watch_live_and_cancel(stack, browser, artifacts_dir):
+def test_launch_watch_live_and_cancel(stack, browser, artifacts_dir, login):
     page = browser.new_page(viewport={"width": 1300, "height": 900})
     errors: list[str] = []
     page.on("pageerror", lambda e: errors.append(str(e)))
+    login(page)  # the printed admin URL (write actions need a token)
     page.goto(stack["url"] + "/")
     launch = page.locator('button[data-preset="topographic-natural"]')
     launch.wait_for(timeout=15_000)

@@ -27,7 +27,7 @@ def test_killed_worker_run_resumes_from_checkpoint(tmp_path, artifacts_dir):
     worker = services.start_worker(env, artifacts_dir / "redelivery-worker-1.log")
     second = None
     try:
-        api = httpx.Client(base_url=url, timeout=30)
+        api = httpx.Client(base_url=url, timeout=30, headers=services.auth_headers())
         config = {**TINY_RUN["config"], "train": {**TINY_RUN["config"]["train"], "steps": 200_000,
                                                    "checkpoint_every_seconds": 0.5}}
         run = api.post("/api/runs", json={"preset": TINY_RUN["preset"], "config": config}).json()

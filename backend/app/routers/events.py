@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from pinwheel.protocol import TERMINAL_STATUSES, stream_key
 
-from ..deps import RunDep, SettingsDep
+from ..deps import SettingsDep, TicketReaderRunDep
 from ..store import Frame, Run
 
 router = APIRouter(prefix="/api/runs", tags=["events"])
@@ -81,7 +81,7 @@ async def event_stream(request: Request, run_id: str, cursor: str, heartbeat: fl
 
 
 @router.get("/{run_id}/events")
-async def events(run: RunDep, request: Request, settings: SettingsDep,
+async def events(run: TicketReaderRunDep, request: Request, settings: SettingsDep,
                  last_event_id: Annotated[str | None, Header()] = None,
                  after: Annotated[str | None, Query(pattern=r"^\d+-\d+$")] = None) -> StreamingResponse:
     """`Last-Event-ID` header (set by EventSource on reconnect) or `?after=` pick up after that entry."""

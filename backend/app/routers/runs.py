@@ -13,7 +13,10 @@ from sqlalchemy import func, select
 from pinwheel.configs import RunConfig, deep_merge, preset_by_id
 from pinwheel.protocol import TERMINAL_STATUSES
 
-from ..deps import QueueDep, RunDep, SessionDep, SettingsDep
+from pinwheel.provenance import code_version
+
+from ..deps import (MemberDep, QueueDep, ReaderRunDep, RunDep, SessionDep, SettingsDep, TicketReaderRunDep,
+                    WriterDep)
 from ..queue import QueueUnavailable
 from ..store import Frame, Run, frame_dict
 
@@ -46,6 +49,11 @@ class RunOut(BaseModel):
     created_at: dt.datetime
     started_at: dt.datetime | None
     finished_at: dt.datetime | None
+    launched_by: str | None = None
+    tags: list[str] = []
+    notes: str = ""
+    notes_html: str = ""
+    provenance: dict = {}
 
     @classmethod
     def of(cls, run: Run) -> "RunOut":
@@ -57,7 +65,9 @@ class RunOut(BaseModel):
                    step=run.step, total_steps=run.total_steps, progress=progress, wall_time=run.wall_time,
                    eta_seconds=eta, metrics=run.metrics or {}, environment=run.environment or {},
                    error=run.error, frame_count=run.frame_count or 0, last_event_id=run.last_event_id, created_at=run.created_at,
-                   started_at=run.started_at, finished_at=run.finished_at)
+                   started_at=run.started_at, finished_at=run.finished_at, launched_by=run.launched_by,
+                   tags=run.tags or [], notes=run.notes or "", notes_html=run.notes_html or "",
+                   provenance=run.provenance or {})
 
 
 def _validation_422(exc: ValidationError) -> HTTPException:
@@ -82,7 +92,7 @@ def resolve_config(body: LaunchRequest) -> tuple[RunConfig, dict | None]:
 
 
 @router.post("", status_code=201, response_model=RunOut)
-def launch(body: LaunchRequest, session: SessionDep, queue: QueueDep) -> RunOut:
+def launch(body: LaunchRequest, session: SessionDep, queue: QueueDep, who: WriterDep) -> RunOut:
     config, preset = resolve_config(body)
     run_id = uuid.uuid4().hex
     try:
@@ -92,7 +102,8 @@ def launch(body: LaunchRequest, session: SessionDep, queue: QueueDep) -> RunOut:
     run = Run(id=run_id, status="queued", preset=preset["id"] if preset else None,
               title=body.title or (preset["title"] if preset else config.model.kind),
               config=config.model_dump(mode="json"), step=0, total_steps=config.train.steps, metrics={},
-              environment={}, frame_count=0)
+              environment={}, frame_count=0, launched_by=who.name, tags=[], notes="", notes_html="",
+              provenance={"code": code_version(), "seed": config.train.seed})
     session.add(run)
     session.commit()
     try:
@@ -106,18 +117,33 @@ def launch(body: LaunchRequest, session: SessionDep, queue: QueueDep) -> RunOut:
 
 
 @router.get("", response_model=list[RunOut])
-def list_runs(session: SessionDep, limit: Annotated[int, Query(ge=1, le=1000)] = 200) -> list[RunOut]:
-    runs = session.scalars(select(Run).order_by(Run.created_at.desc()).limit(limit))
-    return [RunOut.of(r) for r in runs]
+def list_runs(session: SessionDep, who: MemberDep, limit: Annotated[int, Query(ge=1, le=1000)] = 200,
+              q: Annotated[str | None, Query(max_length=200, description="words in the name, notes or preset")] = None,
+              tag: Annotated[list[str] | None, Query(description="runs carrying every one of these tags")] = None,
+              status: Annotated[str | None, Query(max_length=16)] = None,
+              launched_by: Annotated[str | None, Query(max_length=100)] = None) -> list[RunOut]:
+    query = select(Run).order_by(Run.created_at.desc())
+    if status:
+        query = query.where(Run.status == status)
+    if launched_by:
+        query = query.where(Run.launched_by == launched_by)
+    for word in (q or "").split():
+        like = "%" + word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        query = query.where(Run.title.ilike(like, escape="\\") | Run.notes.ilike(like, escape="\\")
+                            | Run.preset.ilike(like, escape="\\"))
+    wanted = set(tag or [])  # JSON lists: filtered here, portable across SQLite and PostgreSQL
+    runs = session.scalars(query if wanted else query.limit(limit))
+    out = [RunOut.of(r) for r in runs if wanted <= set(r.tags or [])]
+    return out[:limit]
 
 
 @router.get("/{run_id}", response_model=RunOut)
-def get_run(run: RunDep) -> RunOut:
+def get_run(run: ReaderRunDep) -> RunOut:
     return RunOut.of(run)
 
 
 @router.post("/{run_id}/cancel", response_model=RunOut)
-def cancel(run: RunDep, queue: QueueDep) -> RunOut:
+def cancel(run: RunDep, queue: QueueDep, who: WriterDep) -> RunOut:
     if run.status in TERMINAL_STATUSES:
         raise HTTPException(409, detail=f"status: run already {run.status}")
     try:
@@ -128,7 +154,7 @@ def cancel(run: RunDep, queue: QueueDep) -> RunOut:
 
 
 @router.get("/{run_id}/frames")
-def frames(run: RunDep, session: SessionDep,
+def frames(run: ReaderRunDep, session: SessionDep,
            from_step: Annotated[int, Query(ge=0)] = 0,
            to_step: Annotated[int | None, Query(ge=0)] = None,
            limit: Annotated[int, Query(ge=1, le=5000)] = 100,
@@ -149,7 +175,7 @@ def frames(run: RunDep, session: SessionDep,
 
 
 @router.get("/{run_id}/weights.npz")
-def weights(run: RunDep, settings: SettingsDep) -> FileResponse:
+def weights(run: TicketReaderRunDep, settings: SettingsDep) -> FileResponse:
     if not re.fullmatch(r"[0-9a-f]{32}", run.id):  # ids are ours, but never build paths from unchecked text
         raise HTTPException(404, detail="run_id: malformed")
     path = settings.artifacts_dir / run.id / "weights.npz"
