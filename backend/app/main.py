@@ -12,7 +12,7 @@ from fastapi.staticfiles import StaticFiles
 
 from .persister import Persister
 from .queue import Queue
-from .routers import bundles, events, organise, presets, runs, shares, users
+from .routers import bundles, events, exports, organise, presets, runs, shares, users
 from .settings import Settings, get_settings
 from .store import make_sessionmaker
 
@@ -39,7 +39,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.queue = Queue(settings.redis_url)
     app.dependency_overrides[get_settings] = lambda: settings
     app.state.ticket_fallback = secrets.token_bytes(32)  # signs read tickets when no admin token is set
-    for module in (presets, runs, events, organise, shares, users, bundles):
+    for module in (presets, runs, events, organise, shares, users, bundles, exports):
         app.include_router(module.router)
 
     @app.get("/vendor/plotly.min.js", include_in_schema=False)

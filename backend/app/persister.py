@@ -22,6 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from pinwheel.protocol import PERSIST_GROUP, TERMINAL_STATUSES, stream_key
 
 from .store import Frame, Run
+from .thinning import thin_run
 
 log = logging.getLogger(__name__)
 ACTIVE = ("queued", "running")
@@ -129,6 +130,8 @@ class Persister(threading.Thread):
                         apply_entry(s, run, event_id, fields)
                 try:
                     s.commit()
+                    if thin_run(s, run_id):  # long runs: older frames thinned evenly
+                        s.commit()
                 except IntegrityError:  # a peer stored the same entries first
                     s.rollback()
         self.redis.xack(stream_key(run_id), PERSIST_GROUP, *[e for e, _ in entries])

@@ -21,6 +21,9 @@ class Settings(BaseSettings):
     persist_frames: bool = Field(True, description="run the stream→store consumer in this process")
     consumer_name: str | None = Field(None, description="this process's name in the persist consumer group")
     sse_heartbeat_seconds: float = 15.0
+    frames_keep: int = Field(1000, ge=2, description="a run is thinned to this many frames once it has twice as "
+                             "many; older frames thinned evenly, the first and the newest kept (thinning.py)")
+    frames_keep_recent: int = Field(100, ge=1, description="the newest frames a thinning never removes")
     admin_token: str | None = Field(None, repr=False, description="the local admin's bearer token (never logged)")
     ticket_ttl_seconds: int = Field(3600, ge=10, description="lifetime of a signed read ticket for SSE and downloads")
     max_bundle_bytes: int = Field(200 * 1024 * 1024, ge=1024, description="largest bundle .zip an import accepts")

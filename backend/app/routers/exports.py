@@ -1,0 +1,81 @@
+"""Exports of a run: the filter grid's evolution as an animated GIF (Pillow; no torch here), the
+curves as CSV."""
+from __future__ import annotations
+
+import base64
+import csv
+import io
+import json
+from typing import Annotated
+
+import numpy as np
+from fastapi import APIRouter, HTTPException, Query
+from fastapi.responses import Response
+from PIL import Image, ImageDraw
+from sqlalchemy import select
+
+from ..deps import RunDep, SessionDep
+from ..store import Frame
+
+router = APIRouter(prefix="/api/runs", tags=["exports"])
+
+
+def evenly(n: int, k: int) -> list[int]:
+    """k indices spread evenly over range(n), first and last included."""
+    if n <= k:
+        return list(range(n))
+    return sorted({int(round(i)) for i in np.linspace(0, n - 1, k)})
+
+
+def gif_frame(atlas_b64: str, step: int, scale: int) -> Image.Image:
+    atlas = Image.open(io.BytesIO(base64.b64decode(atlas_b64))).convert("L")
+    if scale > 1:
+        atlas = atlas.resize((atlas.width * scale, atlas.height * scale), Image.NEAREST)
+    canvas = Image.new("L", (atlas.width, atlas.height + 14), 20)
+    canvas.paste(atlas, (0, 14))
+    ImageDraw.Draw(canvas).text((3, 1), f"step {step}", fill=235)
+    return canvas
+
+
+@router.get("/{run_id}/exports/filter_grid.gif")
+def filter_grid_gif(run: RunDep, session: SessionDep,
+                    max_frames: Annotated[int, Query(ge=1, le=500)] = 120,
+                    fps: Annotated[float, Query(gt=0, le=50)] = 8,
+                    scale: Annotated[int, Query(ge=1, le=4)] = 2,
+                    view: Annotated[str, Query(pattern="^(decoder|encoder)$")] = "decoder") -> Response:
+    """The decoder (or encoder) atlas of up to `max_frames` stored frames spread evenly over the run."""
+    rows = session.execute(select(Frame.id, Frame.step).where(Frame.run_id == run.id)
+                           .order_by(Frame.step, Frame.id)).all()
+    chosen = [rows[i] for i in evenly(len(rows), max_frames)]
+    key = "encoder_png" if view == "encoder" else "atlas_png"
+    frames: list[Image.Image] = []
+    for chunk in range(0, len(chosen), 50):  # panels are large: load them 50 at a time
+        ids = [r.id for r in chosen[chunk:chunk + 50]]
+        for frame in session.scalars(select(Frame).where(Frame.id.in_(ids)).order_by(Frame.step, Frame.id)):
+            fg = json.loads(frame.panels).get("filter_grid") or {}
+            if fg.get(key):
+                frames.append(gif_frame(fg[key], frame.step, scale))
+    if not frames:
+        raise HTTPException(404, detail=f"filter_grid: no stored frame of this run has a {view} atlas")
+    size = frames[-1].size  # the layout is fixed within a run; guard anyway
+    frames = [f if f.size == size else f.resize(size) for f in frames]
+    buf = io.BytesIO()
+    frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:], duration=int(1000 / fps), loop=0,
+                   optimize=False, disposal=1)
+    return Response(buf.getvalue(), media_type="image/gif", headers={
+        "Content-Disposition": f'attachment; filename="{run.id}-filters.gif"', "X-Frame-Count": str(len(frames))})
+
+
+@router.get("/{run_id}/exports/curves.csv")
+def curves_csv(run: RunDep, session: SessionDep) -> Response:
+    """Every stored frame's metrics: step, wall_time, then one column per metric."""
+    rows = session.execute(select(Frame.step, Frame.wall_time, Frame.metrics).where(Frame.run_id == run.id)
+                           .order_by(Frame.step, Frame.id)).all()
+    names = sorted({k for r in rows for k in (r.metrics or {})})
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["step", "wall_time", *names])
+    for r in rows:
+        w.writerow([r.step, r.wall_time, *[(r.metrics or {}).get(n, "") for n in names]])
+    return Response(buf.getvalue(), media_type="text/csv",
+                    headers={"Content-Disposition": f'attachment; filename="{run.id}-curves.csv"'})
