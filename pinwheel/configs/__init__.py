@@ -6,13 +6,13 @@ from __future__ import annotations
 
 from typing import Annotated, Union
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
-from . import group_sparse
+from . import conv_stack, group_sparse, lateral, local_filters
 from .common import DataConfig, DigitsData, NaturalImagesData, NaturalPatchesData, Strict, TrainConfig
 
-MODEL_CONFIGS = (group_sparse.GroupSparseConfig,)
-_FAMILY_PRESETS = (group_sparse.PRESETS,)
+MODEL_CONFIGS = (group_sparse.GroupSparseConfig, conv_stack.ConvStackConfig, local_filters.LocalFiltersConfig, lateral.LateralConfig,)
+_FAMILY_PRESETS = (group_sparse.PRESETS, conv_stack.PRESETS, local_filters.PRESETS, lateral.PRESETS,)
 
 ModelConfig = Annotated[Union[MODEL_CONFIGS], Field(discriminator="kind")]  # type: ignore[valid-type]
 
@@ -23,6 +23,14 @@ class RunConfig(Strict):
     model: ModelConfig = Field(default_factory=group_sparse.GroupSparseConfig)
     data: DataConfig = Field(default_factory=NaturalPatchesData)
     train: TrainConfig = Field(default_factory=TrainConfig)
+
+    @model_validator(mode="after")
+    def _model_fits_data(self):
+        """A family whose model depends on the data's shape checks it here (`check_data`, raises ValueError)."""
+        check = getattr(self.model, "check_data", None)
+        if check is not None:
+            check(self.data)
+        return self
 
 
 PRESETS: list[dict] = [p for family in _FAMILY_PRESETS for p in family]

@@ -1,11 +1,12 @@
 """Model families, keyed by their config's `kind`. A new family adds one entry to MODEL_BUILDERS."""
 from __future__ import annotations
 
-from . import group_sparse
+from . import conv_stack, group_sparse, lateral, local_filters
 from .base import PinwheelModel
 
 MODEL_BUILDERS = {
     "group_sparse": group_sparse.build,
+    "conv_stack": conv_stack.build, "local_filters": local_filters.build, "lateral": lateral.build,
 }
 
 

@@ -1,0 +1,1 @@
+"""Analysis of learned filters and maps (science.md §7)."""

@@ -1,0 +1,116 @@
+"""Config of structured sparse coding by lateral inhibition (science.md §6, Gregor, Szlam & LeCun 2011)."""
+from __future__ import annotations
+
+from typing import Annotated, Literal, Union
+
+from pydantic import Field, model_validator
+
+from .common import Strict
+from .group_sparse import tree_size
+
+
+class TreeMask(Strict):
+    """Units are the nodes of a complete tree; S_ij = 0 for ancestor/descendant pairs (one branch)."""
+
+    kind: Literal["tree"] = "tree"
+    branching: int = Field(3, ge=2, le=16)
+    depth: int = Field(3, ge=2, le=10, description="number of levels, root included")
+
+
+class GridMask(Strict):
+    """Units on a side×side grid; S_ij = 0 between units closer than `radius` (grid units)."""
+
+    kind: Literal["grid"] = "grid"
+    radius: float = Field(1.5, gt=0, description="units at most this far apart on the grid do not inhibit each other")
+    wrap: bool = Field(True, description="the grid is a torus (no edges)")
+
+
+MaskConfig = Annotated[Union[TreeMask, GridMask], Field(discriminator="kind")]
+
+
+def tree_mask_degrees(branching: int, depth: int) -> list[int]:
+    """Allowed (non-zero) entries per row of S for a tree mask, by level (root first)."""
+    n = tree_size(branching, depth)
+    out = []
+    for level in range(depth):
+        ancestors = level
+        descendants = tree_size(branching, depth - level) - 1
+        out.append(n - 1 - ancestors - descendants)
+    return out
+
+
+class LateralConfig(Strict):
+    """E(x, z) = ½‖x − W_d z‖² + λ‖z‖₁ + |z|ᵀ S |z|; z inferred by proximal gradient."""
+
+    kind: Literal["lateral"] = "lateral"
+    units: int = Field(40, ge=2, le=4_096, description="m, the number of code units")
+    lam: float = Field(0.3, ge=0, description="λ, weight of ‖z‖₁")
+    mask: MaskConfig = Field(default_factory=TreeMask)
+    beta: float = Field(0.05, gt=0, description="β, upper bound on every entry of S")
+    row_sum: float = Field(0.5, gt=0, description="Σ_j S_ij for every unit that may inhibit anyone")
+    learn_S: bool = Field(True, description="learn S by projected gradient ascent (else S stays at its start)")
+    s_lr: float = Field(0.05, gt=0, description="η, step of the ascent on S")
+    inference_steps: int = Field(60, ge=1, le=2_000, description="proximal-gradient steps per batch")
+    nonnegative: bool = Field(False, description="restrict codes to z ≥ 0")
+
+    @model_validator(mode="after")
+    def _mask_fits(self):
+        m = self.mask
+        if isinstance(m, TreeMask):
+            need = tree_size(m.branching, m.depth)
+            if need != self.units:
+                raise ValueError(f"units: a complete tree of depth {m.depth} and branching {m.branching} "
+                                 f"has {need} nodes; set units={need}")
+            degrees = [d for d in tree_mask_degrees(m.branching, m.depth) if d > 0]
+        else:
+            side = round(self.units**0.5)
+            if side * side != self.units:
+                raise ValueError(f"units: a 2-D grid needs a square number of units, got {self.units}")
+            reach = side / 2 if m.wrap else side - 1
+            if m.radius >= reach * 2**0.5:
+                raise ValueError(f"mask.radius: with radius {m.radius} every unit of the {side}×{side} grid is "
+                                 "a neighbour of every other, so S would be all zero")
+            dr = range(-side + 1, side)
+            near = sum(1 for a in dr for b in dr if (a or b) and (a * a + b * b) ** 0.5 <= m.radius
+                       and (not m.wrap or (abs(a) <= side // 2 and abs(b) <= side // 2)))
+            degrees = [self.units - 1 - min(near, self.units - 1)]
+        if not degrees or min(degrees) == 0:
+            raise ValueError("mask: the mask leaves no pair of units free to inhibit each other")
+        if self.row_sum > self.beta * min(degrees):
+            raise ValueError(f"row_sum: {self.row_sum} cannot be reached with entries ≤ beta={self.beta} on a row "
+                             f"with only {min(degrees)} free entries (need row_sum ≤ {self.beta * min(degrees):g})")
+        return self
+
+
+LATERAL_TREE_PRESET = {
+    "id": "lateral-tree",
+    "title": "Lateral inhibition: tree",
+    "description": "Sparse coding of whitened 8×8 patches with 40 units on a tree (branching 3, depth 4). "
+                   "S is zero along each branch and learned elsewhere by projected ascent: every unit "
+                   "inhibits all but its own branch, so filters along a branch are alike, coarse at the root "
+                   "and refined towards the leaves (Gregor, Szlam & LeCun 2011).",
+    "config": {
+        "model": {"kind": "lateral", "units": 40, "lam": 0.3, "mask": {"kind": "tree", "branching": 3, "depth": 4},
+                  "beta": 0.05, "row_sum": 0.5, "learn_S": True, "s_lr": 0.05, "inference_steps": 60},
+        "data": {"kind": "natural_patches", "patch_size": 8, "pool_size": 20000},
+        "train": {"steps": 3000, "batch_size": 128, "lr": 3e-3},
+    },
+}
+
+LATERAL_2D_PRESET = {
+    "id": "lateral-2d",
+    "title": "Lateral inhibition: 2-D map",
+    "description": "Sparse coding of whitened 10×10 patches with 256 units on a 16×16 torus; S is zero between "
+                   "grid neighbours and positive elsewhere, so neighbours may be active together and a "
+                   "topographic map of orientation and position forms — the mirror image of group sparsity.",
+    "config": {
+        "model": {"kind": "lateral", "units": 256, "lam": 0.3, "mask": {"kind": "grid", "radius": 1.5, "wrap": True},
+                  "beta": 0.05, "row_sum": 2.0, "learn_S": False, "inference_steps": 60},
+        "data": {"kind": "natural_patches", "patch_size": 10, "pool_size": 20000},
+        "train": {"steps": 3000, "batch_size": 128, "lr": 3e-3},
+    },
+}
+
+PRESETS = [LATERAL_TREE_PRESET, LATERAL_2D_PRESET]
+
+__all__ = ["LateralConfig", "TreeMask", "GridMask", "PRESETS", "tree_mask_degrees"]

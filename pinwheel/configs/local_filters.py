@@ -1,0 +1,65 @@
+"""Config of the locally connected auto-encoder without weight sharing (science.md §5)."""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from .common import NaturalImagesData, Strict
+
+
+def unit_grid_side(image_size: int, receptive_field: int, stride: int, grid: int | None = None) -> int:
+    """Units per side: `grid` when given, else one unit every `stride` pixels with its field inside the image."""
+    return grid if grid is not None else (image_size - receptive_field) // stride + 1
+
+
+class LocalFiltersConfig(Strict):
+    """z_u = ReLU(⟨W_e[u], x_{R(u)}⟩ + b_u) for every unit u on a grid over the image; x̂ = Σ_u z_u W_d[u]."""
+
+    kind: Literal["local_filters"] = "local_filters"
+    receptive_field: int = Field(8, ge=2, le=64, description="k: side of each unit's square receptive field, pixels")
+    stride: int = Field(1, ge=1, le=16, description="pixels between neighbouring units on the grid")
+    grid: int | None = Field(None, ge=2, le=128, description="units per side, spread evenly over the image "
+                             "(several units may share a receptive field); overrides stride")
+    pool: int = Field(3, ge=1, le=15, description="side of the neighbourhood of units on the grid that forms a group")
+    pool_sigma: float | None = Field(1.0, gt=0, description="Gaussian weights inside a pool (grid units); "
+                                     "none: flat pools")
+    lam: float = Field(0.2, ge=0, description="λ, weight of the group penalty over grid neighbourhoods")
+    lam_warmup_steps: int = Field(300, ge=0, description="ramp λ linearly from 0 over these steps")
+
+    @model_validator(mode="after")
+    def _pool_is_odd(self):
+        if self.pool % 2 == 0:
+            raise ValueError(f"pool: a neighbourhood centred on its unit needs an odd side, got {self.pool}")
+        return self
+
+    def check_data(self, data) -> None:
+        """Cross-check with the data section (called by RunConfig)."""
+        if not isinstance(data, NaturalImagesData):
+            raise ValueError(f"data.kind: local filters are trained on whole images (natural_images), got {data.kind!r}")
+        if self.receptive_field > data.image_size:
+            raise ValueError(f"model.receptive_field: {self.receptive_field} is larger than the "
+                             f"{data.image_size}×{data.image_size} image (data.image_size)")
+        side = unit_grid_side(data.image_size, self.receptive_field, self.stride, self.grid)
+        if side < self.pool:
+            raise ValueError(f"model.pool: the unit grid is only {side}×{side}, smaller than pool={self.pool}")
+
+
+PINWHEELS_PRESET = {
+    "id": "pinwheels-local",
+    "title": "Pin-wheels: local filters without weight sharing",
+    "description": "Whole 32×32 whitened images; a 25×25 grid of units, each with its own 8×8 receptive field "
+                   "and no shared weights, trained with group sparsity over 3×3 grid neighbourhoods (after "
+                   "Gregor & LeCun 2010): orientation preference changes smoothly across the grid around "
+                   "pin-wheels.",
+    "config": {
+        "model": {"kind": "local_filters", "receptive_field": 8, "stride": 1, "pool": 3, "pool_sigma": 1.0,
+                  "lam": 0.2, "lam_warmup_steps": 300},
+        "data": {"kind": "natural_images", "image_size": 32, "pool_size": 5000},
+        "train": {"steps": 4000, "batch_size": 32, "lr": 3e-3},
+    },
+}
+
+PRESETS = [PINWHEELS_PRESET]
+
+__all__ = ["LocalFiltersConfig", "PRESETS", "unit_grid_side"]

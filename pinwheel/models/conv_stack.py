@@ -1,0 +1,184 @@
+"""Convolutional group-sparse auto-encoders, L2 pooling and greedy stacking (science.md §4).
+
+One layer, input h (B, C, H, W), K feature maps, kernels k×k ("same" padding):
+
+    z = g ⊙ ReLU(W_e ∗ h + b)                      (B, K, H, W); g: learned per-map scale
+    ĥ = W_d ∗ᵀ z                                   linear transposed convolution (the adjoint of W_d ∗ ·)
+    e_j(p) = Σ_{Δ∈N} Σ_{i∈P_j} w_ji z_i(p + Δ)²    energy of group j around position p (N: nb×nb)
+    L(h) = ½‖h − ĥ‖² + λ Σ_{j,p} sqrt(e_j(p)),     ‖W_d[i]‖ ≤ 1
+
+Groups P_j are sets of feature maps at one position (blocks or sliding windows over maps),
+optionally widened to a small spatial neighbourhood N. After training, the same groups make the
+L2-pooling layer p_j(p) = sqrt(e_j(s·p)), subsampled by the stride s: features invariant to
+which map in a group fires (and to small shifts). Layer l+1 is trained on layer l's pooled
+output with every layer below frozen (greedy layer-wise, switched by step within one run).
+The frozen stack is then read by a linear probe (logistic regression), next to raw pixels.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..configs.conv_stack import ConvLayerConfig, ConvStackConfig
+from ..groups import GroupStructure, build_groups
+from .base import PinwheelModel, numpy
+
+EPS = 1e-8
+
+
+class ConvGroupSparseLayer(nn.Module):
+    def __init__(self, config: ConvLayerConfig, in_channels: int, generator: torch.Generator):
+        super().__init__()
+        self.config = config
+        k, maps = config.kernel, config.maps
+        w = torch.randn(maps, in_channels, k, k, generator=generator)
+        w /= w.flatten(1).norm(dim=1)[:, None, None, None]
+        self.W_e = nn.Parameter(w.clone())  # (K, C, k, k)
+        self.W_d = nn.Parameter(w.clone())  # (K, C, k, k): conv_transpose2d weight, K in → C out
+        self.b = nn.Parameter(torch.zeros(maps))  # (K,)
+        self.g = nn.Parameter(torch.ones(maps))  # (K,) per-map scale
+        self.groups: GroupStructure = build_groups(config.groups, maps)
+        self.register_buffer("group_weights", self.groups.weights)  # (G, K)
+
+    def conv(self, h: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(h, w, padding=self.config.kernel // 2)  # (B, C, H, W) → (B, K, H, W)
+
+    def conv_t(self, z: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        return F.conv_transpose2d(z, w, padding=self.config.kernel // 2)  # (B, K, H, W) → (B, C, H, W)
+
+    def encode(self, h: torch.Tensor) -> torch.Tensor:
+        return self.g[:, None, None] * torch.relu(self.conv(h, self.W_e) + self.b[:, None, None])
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.conv_t(z, self.W_d)
+
+    def group_energy(self, z: torch.Tensor, stride: int = 1) -> torch.Tensor:
+        """e_j(p) = Σ_Δ Σ_{i∈P_j} w_ji z_i(p+Δ)²: (B, K, H, W) → (B, G, H', W'), H' = ⌊(H−1)/stride⌋ + 1."""
+        e = torch.einsum("gk,bkhw->bghw", self.group_weights, z.pow(2))
+        nb = self.config.neighbourhood
+        if nb == 1 and stride == 1:
+            return e
+        return F.avg_pool2d(e, nb, stride=stride, padding=nb // 2, count_include_pad=True) * nb * nb
+
+    def penalty(self, z: torch.Tensor) -> torch.Tensor:
+        """Σ_{j,p} sqrt(e_j(p)) per example: (B,)."""
+        return torch.sqrt(self.group_energy(z) + EPS).sum(dim=(1, 2, 3))
+
+    def pool(self, z: torch.Tensor) -> torch.Tensor:
+        """The L2-pooling layer: p_j = sqrt(e_j), subsampled by pool_stride."""
+        return torch.sqrt(self.group_energy(z, self.config.pool_stride) + EPS)
+
+
+class ConvStack(PinwheelModel):
+    panel_kinds = ("filter_grid",)
+
+    def __init__(self, config: ConvStackConfig, input_shape: tuple[int, int], generator: torch.Generator):
+        super().__init__(input_shape)
+        self.config = config
+        layers, channels = [], 1
+        for lc in config.layers:
+            layers.append(ConvGroupSparseLayer(lc, channels, generator))
+            channels = layers[-1].groups.n_groups  # the next layer reads the pooled groups
+        self.layers = nn.ModuleList(layers)
+        self._step = 0
+        self._probe: dict[str, float] = {}
+        self._probe_step = -1
+
+    def current_layer(self, step: int) -> int:
+        return min(step // self.config.steps_per_layer, len(self.layers) - 1)
+
+    def _image(self, x: torch.Tensor) -> torch.Tensor:
+        return x.view(-1, 1, *self.input_shape)  # (B, n) → (B, 1, H, W)
+
+    @torch.no_grad()
+    def features(self, x: torch.Tensor, depth: int) -> list[torch.Tensor]:
+        """Pooled outputs p^1 … p^depth of the frozen stack for a batch (each (B, G_l, H_l, W_l))."""
+        h, out = self._image(x), []
+        for layer in self.layers[:depth]:
+            h = layer.pool(layer.encode(h))
+            out.append(h)
+        return out
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.features(x, len(self.layers))[-1].flatten(1)
+
+    def loss(self, x, y, step):
+        self._step = step
+        cur = self.current_layer(step)
+        h = self.features(x, cur)[-1] if cur else self._image(x)  # frozen layers below: no gradient
+        layer = self.layers[cur]
+        z = layer.encode(h)  # (B, K, H, W)
+        recon = 0.5 * (h - layer.decode(z)).pow(2).sum(dim=(1, 2, 3)).mean()
+        sparsity = layer.penalty(z).mean()
+        since = step - cur * self.config.steps_per_layer
+        warm = min(1.0, since / self.config.lam_warmup_steps) if self.config.lam_warmup_steps else 1.0
+        return recon + warm * layer.config.lam * sparsity, {
+            "reconstruction": recon.detach(), "group_sparsity": sparsity.detach(),
+            "active_fraction": (z > 0).float().mean().detach(), "layer": torch.tensor(float(cur + 1))}
+
+    @torch.no_grad()
+    def project_(self) -> None:
+        for layer in self.layers:
+            w = layer.W_d
+            w.div_(w.flatten(1).norm(dim=1).clamp_min(1.0)[:, None, None, None])
+
+    @torch.no_grad()
+    def _stack_features(self, x: torch.Tensor, chunk: int = 512) -> list[torch.Tensor]:
+        """Flattened pooled features of every layer for many examples, computed in chunks."""
+        parts = [[f.flatten(1) for f in self.features(x[i:i + chunk], len(self.layers))]
+                 for i in range(0, len(x), chunk)]
+        return [torch.cat(per_layer) for per_layer in zip(*parts)]
+
+    @torch.no_grad()
+    def probe_accuracies(self, dataset, train_size: int | None = None) -> dict[str, float]:
+        """Linear probes (logistic regression) on raw pixels and on the frozen stack's pooled features."""
+        n = min(train_size or self.config.probe_train, len(dataset.x))
+        xs = {"train": dataset.x[:n], "test": dataset.x_test}
+        ys = {"train": numpy(dataset.y[:n]).astype(int), "test": numpy(dataset.y_test).astype(int)}
+        feats = {"pixels": {k: numpy(v) for k, v in xs.items()}}
+        stacked = {k: self._stack_features(v) for k, v in xs.items()}
+        for depth in range(1, len(self.layers) + 1):
+            feats[f"layer{depth}"] = {k: numpy(stacked[k][depth - 1]) for k in xs}
+        if len(self.layers) > 1:
+            feats["all_layers"] = {k: np.concatenate([numpy(f) for f in stacked[k]], axis=1) for k in xs}
+        return {f"probe_{name}": _probe(f["train"], ys["train"], f["test"], ys["test"]) for name, f in feats.items()}
+
+    @torch.no_grad()
+    def frame_metrics(self, dataset) -> dict[str, float]:
+        if dataset.y is None or dataset.x_test is None:
+            return {}
+        if self._probe_step < 0 or self._step - self._probe_step >= self.config.probe_every_steps:
+            self._probe, self._probe_step = self.probe_accuracies(dataset), self._step
+        return dict(self._probe)
+
+    def filter_bank(self) -> dict:
+        first = self.layers[0]
+        w = numpy(first.W_d)[:, 0]  # (K, k, k)
+        g = first.config.groups
+        layout: dict = {"type": "list"}
+        if g.kind == "blocks_1d":
+            layout = {"type": "grid", "rows": first.config.maps // g.size, "cols": g.size}
+        return {"filters": w, "layout": layout}
+
+    def weights(self) -> dict[str, np.ndarray]:
+        out = {"input_shape": np.asarray(self.input_shape, dtype=np.int64)}
+        for i, layer in enumerate(self.layers, start=1):
+            out.update({f"W_e_{i}": numpy(layer.W_e), f"W_d_{i}": numpy(layer.W_d), f"b_{i}": numpy(layer.b),
+                        f"g_{i}": numpy(layer.g), f"group_weights_{i}": numpy(layer.group_weights)})
+        return out
+
+
+def _probe(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray) -> float:
+    """Test accuracy of a logistic regression fitted on standardised features."""
+    from sklearn.linear_model import LogisticRegression  # noqa: PLC0415
+    from sklearn.preprocessing import StandardScaler  # noqa: PLC0415
+
+    scaler = StandardScaler().fit(x_train)
+    clf = LogisticRegression(max_iter=300, C=0.1).fit(scaler.transform(x_train), y_train)
+    return float(clf.score(scaler.transform(x_test), y_test))
+
+
+def build(config: ConvStackConfig, dataset, generator: torch.Generator) -> ConvStack:
+    return ConvStack(config, dataset.shape, generator)

@@ -1,0 +1,167 @@
+"""Structured sparse coding by lateral inhibition (science.md §6; Gregor, Szlam & LeCun, NIPS 2011).
+
+    E(x, z) = ½‖x − W_d z‖² + λ‖z‖₁ + |z|ᵀ S |z|,   S = Sᵀ ≥ 0, diag S = 0, ‖W_d[:, i]‖ = 1
+
+Inference (proximal gradient, L = ‖W_d‖₂²): unit i's threshold grows with the activity of the
+units that inhibit it,
+
+    u   = z − (1/L) W_dᵀ(W_d z − x)
+    z_i ← sign(u_i) · max(|u_i| − (λ + 2 (S|z|)_i) / L, 0)
+
+whose fixed points are the stationary points of E. Learning, per batch: z* = infer(x);
+descent on ½‖x − W_d z*‖² for W_d (columns renormalised); if S is learned, projected *ascent*
+
+    S ← Π(S + η · mean_b |z*||z*|ᵀ),   Π onto {S = Sᵀ, 0 ≤ S ≤ β, S = 0 off the mask, S 1 = r}
+
+so co-active pairs inhibit each other more and others less. Π is computed by Dykstra's
+alternating projections between the box and the row-sum plane (both inside the space of
+symmetric masked matrices, where the row-sum projection has a closed form).
+
+Masks: tree — S_ij = 0 when i, j lie on one branch (ancestor/descendant), so each unit
+inhibits everything but its own branch; 2-D grid — S_ij = 0 between grid neighbours, so
+neighbours may fire together and a topographic map forms.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..configs.lateral import GridMask, LateralConfig, TreeMask
+from ..groups import tree, tree_parents
+from .base import PinwheelModel, numpy
+
+
+def tree_mask(branching: int, depth: int) -> np.ndarray:
+    """(m, m) bool, True where S may be non-zero: i ≠ j and neither is an ancestor of the other."""
+    subtree = tree(branching, depth).weights.numpy() > 0  # [a, i]: i is in the subtree rooted at a
+    return ~(subtree | subtree.T)
+
+
+def grid_mask(side: int, radius: float, wrap: bool) -> np.ndarray:
+    """(m, m) bool on a side×side grid, True where units are farther apart than `radius`."""
+    r, c = np.divmod(np.arange(side * side), side)
+    dr, dc = np.abs(r[:, None] - r[None, :]), np.abs(c[:, None] - c[None, :])
+    if wrap:
+        dr, dc = np.minimum(dr, side - dr), np.minimum(dc, side - dc)
+    return np.hypot(dr, dc) > radius
+
+
+class SProjection:
+    """Euclidean projection onto {S = Sᵀ, 0 ≤ S ≤ β, S = 0 outside mask (incl. diagonal), S 1 = r}."""
+
+    def __init__(self, mask: np.ndarray, beta: float, row_sum: float):
+        self.mask = mask & ~np.eye(len(mask), dtype=bool)
+        self.beta = beta
+        deg = self.mask.sum(axis=1)
+        self.active = deg > 0
+        self.target = np.where(self.active, row_sum, 0.0)  # r_i (a unit no one may inhibit keeps 0)
+        a = self.active
+        q = np.diag(deg[a]).astype(np.float64) + self.mask[np.ix_(a, a)]  # (D + M) on active rows
+        self.q_inv = np.linalg.pinv(q)
+
+    def _box(self, s: np.ndarray) -> np.ndarray:
+        return np.clip(s, 0.0, self.beta) * self.mask
+
+    def _rows(self, s: np.ndarray) -> np.ndarray:
+        u = np.zeros(len(s))
+        u[self.active] = self.q_inv @ (s.sum(axis=1) - self.target)[self.active]
+        return s - (u[:, None] + u[None, :]) * self.mask
+
+    def __call__(self, s: np.ndarray, iters: int = 2000, tol: float = 1e-7) -> np.ndarray:
+        x = 0.5 * (s + s.T) * self.mask  # onto the subspace; both sets lie in it
+        p, q = np.zeros_like(x), np.zeros_like(x)
+        for _ in range(iters):  # Dykstra
+            y = self._box(x + p)
+            p = x + p - y
+            x_new = self._rows(y + q)
+            q = y + q - x_new
+            done = np.abs(y.sum(axis=1) - self.target).max() < tol and np.abs(x_new - x).max() < tol
+            x = x_new
+            if done:
+                break
+        return y
+
+
+class LateralInhibition(PinwheelModel):
+    panel_kinds = ("filter_grid",)
+
+    def __init__(self, config: LateralConfig, input_shape: tuple[int, int], generator: torch.Generator):
+        super().__init__(input_shape)
+        self.config = config
+        n, m = input_shape[0] * input_shape[1], config.units
+        w_d = torch.randn(n, m, generator=generator)
+        self.W_d = nn.Parameter(w_d / w_d.norm(dim=0, keepdim=True))  # (n, m)
+        mk = config.mask
+        self.parents = tree_parents(mk.branching, mk.depth) if isinstance(mk, TreeMask) else None
+        self.grid = (round(m**0.5),) * 2 if isinstance(mk, GridMask) else None
+        mask = tree_mask(mk.branching, mk.depth) if isinstance(mk, TreeMask) else grid_mask(self.grid[0], mk.radius, mk.wrap)
+        self.projection = SProjection(mask, config.beta, config.row_sum)
+        s0 = self.projection(self.projection.mask * config.beta / 2)
+        self.register_buffer("S", torch.tensor(s0, dtype=torch.float32))  # (m, m)
+        self.register_buffer("mask", torch.tensor(self.projection.mask))
+
+    @torch.no_grad()
+    def infer(self, x: torch.Tensor, steps: int | None = None) -> torch.Tensor:
+        """z* ≈ argmin_z E(x, z) by proximal gradient with inhibited thresholds: (B, n) → (B, m)."""
+        c = self.config
+        w = self.W_d.detach()
+        lip = torch.linalg.matrix_norm(w, ord=2) ** 2
+        z = x.new_zeros(x.shape[0], w.shape[1])
+        for _ in range(steps or c.inference_steps):
+            u = z - ((z @ w.T - x) @ w) / lip  # (B, m)
+            thr = (c.lam + 2 * z.abs() @ self.S) / lip  # (B, m): λ + 2(S|z|)_i, S symmetric
+            z = torch.relu(u - thr) if c.nonnegative else torch.sign(u) * torch.relu(u.abs() - thr)
+        return z
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.infer(x)
+
+    def energy(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """E(x, z) per example: (B,)."""
+        a = z.abs()
+        return (0.5 * (x - z @ self.W_d.T).pow(2).sum(1) + self.config.lam * a.sum(1)
+                + ((a @ self.S) * a).sum(1))
+
+    def train_step(self, x, y, step, optimizer):
+        z = self.infer(x)  # (B, m), fixed during the update
+        recon = 0.5 * (x - z @ self.W_d.T).pow(2).sum(dim=1).mean()
+        optimizer.zero_grad(set_to_none=True)
+        recon.backward()
+        optimizer.step()
+        self.project_()
+        with torch.no_grad():
+            a = z.abs()
+            inhibition = ((a @ self.S) * a).sum(1).mean()
+            if self.config.learn_S:
+                co = (a.T @ a / len(a)).double().cpu().numpy()  # mean |z||z|ᵀ
+                s = self.projection(self.S.double().cpu().numpy() + self.config.s_lr * co)
+                self.S.copy_(torch.from_numpy(s).to(self.S))
+        l1 = a.sum(1).mean()
+        return {"loss": (recon + self.config.lam * l1 + inhibition).detach(), "reconstruction": recon.detach(),
+                "l1": l1, "inhibition": inhibition, "active_fraction": (z != 0).float().mean()}
+
+    @torch.no_grad()
+    def project_(self) -> None:
+        self.W_d.div_(self.W_d.norm(dim=0, keepdim=True).clamp_min(1e-8))  # unit-norm atoms
+
+    def filter_bank(self) -> dict:
+        h, w = self.input_shape
+        if self.parents is not None:
+            layout = {"type": "tree", "parents": self.parents.tolist()}
+        else:
+            layout = {"type": "grid", "rows": self.grid[0], "cols": self.grid[1]}
+        return {"filters": numpy(self.W_d.T).reshape(-1, h, w), "layout": layout}
+
+    def weights(self) -> dict[str, np.ndarray]:
+        out = {"W_d": numpy(self.W_d), "S": numpy(self.S), "S_mask": self.mask.cpu().numpy(),
+               "input_shape": np.asarray(self.input_shape, dtype=np.int64)}
+        if self.parents is not None:
+            out["tree_parents"] = self.parents.astype(np.int64)
+        else:
+            out["grid_shape"] = np.asarray(self.grid, dtype=np.int64)
+        return out
+
+
+def build(config: LateralConfig, dataset, generator: torch.Generator) -> LateralInhibition:
+    return LateralInhibition(config, dataset.shape, generator)

@@ -1,0 +1,136 @@
+"""Locally connected auto-encoder over whole images, no weight sharing (science.md §5).
+
+Units u = 1…U sit on a G×G grid over an H×W image (one every `stride` pixels, or G per side
+spread evenly, several units then sharing a field); unit u sees
+only its own k×k receptive field R(u) and owns its weights (nothing is shared):
+
+    P = unfold_k,s(x)                                (B, k², U): the patch under every unit
+    z_u = ReLU(⟨W_e[u], P[:, :, u]⟩ + b_u)           encoder, W_e: (U, k²)
+    x̂ = fold_k,s(W_d[u] z_u)                         decoder: each unit paints its atom back at R(u)
+    L(x) = ½‖x − x̂‖² + λ Σ_j sqrt(Σ_{u∈P_j} w_ju z_u²),   ‖W_d[u]‖ ≤ 1
+
+Groups P_j are Gaussian-weighted pool×pool neighbourhoods on the unit grid (one per unit, cut
+at the grid's edges: the grid covers an image, not a torus). Neighbours see almost the same
+pixels and are pushed to be active together, so they become similar; reconstruction needs
+every orientation within each receptive field, so orientation must also change — the
+compromise is a continuous orientation map with pin-wheels (Gregor & LeCun 2010).
+Unfold / fold and one batched einsum do all units at once; there is no loop over units.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..configs.local_filters import LocalFiltersConfig
+from .base import PinwheelModel, numpy
+
+EPS = 1e-8
+
+
+def grid_pools(rows: int, cols: int, pool: int, sigma: float | None) -> torch.Tensor:
+    """One group per unit: its pool×pool neighbourhood on a rows×cols grid (no wrap) → (rows·cols, rows·cols)."""
+    r, c = np.divmod(np.arange(rows * cols), cols)
+    dr, dc = r[:, None] - r[None, :], c[:, None] - c[None, :]
+    half = pool // 2
+    inside = (np.abs(dr) <= half) & (np.abs(dc) <= half)
+    w = np.exp(-(dr**2 + dc**2) / (2 * sigma**2)) if sigma is not None else np.ones(inside.shape)
+    return torch.tensor(w * inside, dtype=torch.float32)  # (groups, units)
+
+
+def field_offsets(image_side: int, k: int, stride: int, grid: int | None) -> np.ndarray:
+    """Top-left pixel of the receptive fields along one side of the unit grid."""
+    if grid is not None:
+        return np.rint(np.linspace(0, image_side - k, grid)).astype(np.int64)
+    return np.arange(0, image_side - k + 1, stride, dtype=np.int64)
+
+
+def unit_positions(offsets: np.ndarray) -> np.ndarray:
+    """Top-left pixel (row, col) of every unit's receptive field, row-major on the grid → (U, 2)."""
+    return np.stack(np.meshgrid(offsets, offsets, indexing="ij"), axis=-1).reshape(-1, 2)
+
+
+class LocallyConnected(nn.Module):
+    """Encoder and decoder of a locally connected layer (one k×k filter per unit, no sharing)."""
+
+    def __init__(self, image_shape: tuple[int, int], k: int, stride: int, generator: torch.Generator,
+                 grid: int | None = None):
+        super().__init__()
+        self.image_shape, self.k = tuple(image_shape), k
+        self.offsets = field_offsets(image_shape[0], k, stride, grid)
+        self.side = len(self.offsets)
+        units = self.side * self.side
+        self.n_fields = image_shape[0] - k + 1  # field positions per side at stride 1
+        pos = unit_positions(self.offsets)
+        self.register_buffer("field_index", torch.from_numpy(pos[:, 0] * self.n_fields + pos[:, 1]))  # (U,)
+        w = torch.randn(units, k * k, generator=generator)
+        w /= w.norm(dim=1, keepdim=True)
+        self.W_e = nn.Parameter(w.clone())  # (U, k²)
+        self.W_d = nn.Parameter(w.clone())  # (U, k²)
+        self.b = nn.Parameter(torch.zeros(units))  # (U,)
+
+    def patches(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, H·W) → (B, k², U): the receptive field of every unit."""
+        every = F.unfold(x.view(-1, 1, *self.image_shape), self.k)  # (B, k², n_fields²)
+        return every.index_select(2, self.field_index)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(torch.einsum("bpu,up->bu", self.patches(x), self.W_e) + self.b)  # (B, U)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        cols = torch.einsum("bu,up->bpu", z, self.W_d)  # (B, k², U)
+        every = cols.new_zeros(cols.shape[0], cols.shape[1], self.n_fields**2)
+        every.index_add_(2, self.field_index, cols)  # units sharing a field add up: (B, k², n_fields²)
+        return F.fold(every, self.image_shape, self.k).flatten(1)  # (B, H·W)
+
+
+class LocalFiltersAE(PinwheelModel):
+    panel_kinds = ("filter_grid",)
+
+    def __init__(self, config: LocalFiltersConfig, input_shape: tuple[int, int], generator: torch.Generator):
+        super().__init__(input_shape)
+        self.config = config
+        self.layer = LocallyConnected(input_shape, config.receptive_field, config.stride, generator, config.grid)
+        self.side = self.layer.side
+        self.register_buffer("group_weights", grid_pools(self.side, self.side, config.pool, config.pool_sigma))
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return self.layer.encode(x)
+
+    def loss(self, x, y, step):
+        z = self.layer.encode(x)  # (B, U)
+        x_hat = self.layer.decode(z)  # (B, H·W)
+        recon = 0.5 * (x - x_hat).pow(2).sum(dim=1).mean()
+        sparsity = torch.sqrt(z.pow(2) @ self.group_weights.T + EPS).sum(dim=1).mean()  # Ω(z)
+        c = self.config
+        warmup = min(1.0, step / c.lam_warmup_steps) if c.lam_warmup_steps else 1.0
+        return recon + warmup * c.lam * sparsity, {
+            "reconstruction": recon.detach(), "group_sparsity": sparsity.detach(),
+            "active_fraction": (z > 0).float().mean().detach()}
+
+    @torch.no_grad()
+    def project_(self) -> None:
+        w = self.layer.W_d
+        w.div_(w.norm(dim=1, keepdim=True).clamp_min(1.0))  # each unit's atom ‖W_d[u]‖ ≤ 1
+
+    def positions(self) -> np.ndarray:
+        return unit_positions(self.layer.offsets)
+
+    def filter_bank(self) -> dict:
+        k = self.config.receptive_field
+        return {"filters": numpy(self.layer.W_d).reshape(-1, k, k),
+                "layout": {"type": "positions", "positions": self.positions().tolist(),
+                           "image_shape": list(self.input_shape), "rows": self.side, "cols": self.side}}
+
+    def weights(self) -> dict[str, np.ndarray]:
+        return {"W_e": numpy(self.layer.W_e), "W_d": numpy(self.layer.W_d), "b": numpy(self.layer.b),
+                "grid_shape": np.asarray([self.side, self.side], dtype=np.int64),
+                "positions": self.positions().astype(np.int64),
+                "receptive_field": np.asarray(self.config.receptive_field, dtype=np.int64),
+                "input_shape": np.asarray(self.input_shape, dtype=np.int64),
+                "group_weights": numpy(self.group_weights)}
+
+
+def build(config: LocalFiltersConfig, dataset, generator: torch.Generator) -> LocalFiltersAE:
+    return LocalFiltersAE(config, dataset.shape, generator)
