@@ -1,4 +1,6 @@
 // Thin fetch wrappers; errors carry the server's detail so the page can show it by the field.
+import { bearer } from "./auth.js";
+
 export class ApiError extends Error {
   constructor(status, detail) {
     super(typeof detail === "string" ? detail : JSON.stringify(detail));
@@ -9,6 +11,8 @@ export class ApiError extends Error {
 
 async function call(method, path, body, as = null) {
   const opts = { method, headers: {} };
+  const token = bearer();
+  if (token) opts.headers.Authorization = `Bearer ${token}`;
   if (body !== undefined) {
     opts.headers["Content-Type"] = "application/json";
     opts.body = JSON.stringify(body);
@@ -20,10 +24,26 @@ async function call(method, path, body, as = null) {
   return data;
 }
 
+const tickets = {}; // run id → read ticket, for URLs that cannot carry a header
+
 export const api = {
   presets: () => call("GET", "/api/presets"),
-  runs: () => call("GET", "/api/runs"),
-  run: (id) => call("GET", `/api/runs/${id}`),
+  runs: (params = {}) => call("GET", `/api/runs?${new URLSearchParams(params)}`),
+  run: async (id) => {
+    const [run, t] = await Promise.all([call("GET", `/api/runs/${id}`), call("GET", `/api/runs/${id}/ticket`)]);
+    tickets[id] = t.ticket;
+    return run;
+  },
+  // EventSource and <a download> cannot send the token: they carry the run's signed read ticket
+  authUrl: (path) => {
+    const m = path.match(/^\/api\/runs\/([0-9a-f]{32})\//);
+    const t = m && tickets[m[1]];
+    return t ? `${path}${path.includes("?") ? "&" : "?"}ticket=${encodeURIComponent(t)}` : path;
+  },
+  me: () => call("GET", "/api/me"),
+  edit: (id, body) => call("PATCH", `/api/runs/${id}`, body),
+  remove: (id) => call("DELETE", `/api/runs/${id}`),
+  share: (id, body = {}) => call("POST", `/api/runs/${id}/shares`, body),
   launch: (body) => call("POST", "/api/runs", body),
   cancel: (id) => call("POST", `/api/runs/${id}/cancel`),
   frames: (id, params) => call("GET", `/api/runs/${id}/frames?${new URLSearchParams(params)}`),

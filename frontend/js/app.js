@@ -1,6 +1,9 @@
 // Hash router: #/ is the run list and launcher, #/runs/<id> a run's page.
 import { api, el, formatDuration } from "./api.js";
 import { RunPage } from "./run_page.js";
+import { consumeHashToken } from "./auth.js";
+import { comparePage } from "./compare_page.js";
+import { clonePage, sharedLanding } from "./share.js";
 
 const view = document.getElementById("view");
 let current = null; // the page object that owns timers / event sources
@@ -57,8 +60,14 @@ async function listPage() {
 async function route() {
   current?.close();
   current = null;
+  consumeHashToken(); // #/login?token=… and #/share/<token>: stored, then stripped from the address
   const m = location.hash.match(/^#\/runs\/([0-9a-f]{32})/);
+  const compare = location.hash.match(/^#\/compare(?:\/([0-9a-f,]*))?$/);
+  const clone = location.hash.match(/^#\/clone\/([0-9a-f]{32})$/);
   try {
+    if (location.hash === "#/shared") { current = await sharedLanding(); return; }
+    if (compare) { current = await comparePage(view, compare[1]); return; }
+    if (clone) { current = await clonePage(view, clone[1]); return; }
     current = m ? await RunPage.open(view, m[1]) : await listPage();
   } catch (err) {
     view.replaceChildren(el("div", { class: "error" }, `Could not load: ${err.message}`));

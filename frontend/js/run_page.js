@@ -3,6 +3,7 @@
 import { api, el, formatDuration } from "./api.js";
 import { Curves } from "./curves.js";
 import { RENDERERS } from "./panels/index.js";
+import { runTools } from "./share.js";
 
 const ACTIVE = new Set(["queued", "running"]);
 
@@ -49,7 +50,7 @@ export class RunPage {
     this.errorEl = el("div", { class: "error", id: "run-error" }, r.error ?? "");
     const head = el("div", { class: "run-head" },
       el("h2", {}, r.title), this.statusEl, el("div", { class: "progress" }, this.bar), this.stepEl, this.etaEl,
-      this.cancelBtn, el("a", { href: `/api/runs/${r.id}/weights.npz`, download: "" }, "weights.npz"));
+      this.cancelBtn, el("a", { href: api.authUrl(`/api/runs/${r.id}/weights.npz`), download: "" }, "weights.npz"), runTools(r));
     this.slider = el("input", { type: "range", min: 0, max: 0, value: 0, id: "timeline", style: "width:100%" });
     this.slider.addEventListener("input", () => {
       this.following = false;
@@ -108,7 +109,7 @@ export class RunPage {
   }
 
   listen(cursor) {
-    this.source = new EventSource(`/api/runs/${this.id}/events?after=${cursor}`);
+    this.source = new EventSource(api.authUrl(`/api/runs/${this.id}/events?after=${cursor}`));
     this.source.addEventListener("frame", (ev) => {
       const frame = JSON.parse(ev.data);
       if (this.run.status === "queued") this.setStatus("running");
