@@ -14,7 +14,7 @@ from fastapi.responses import Response
 from PIL import Image, ImageDraw
 from sqlalchemy import select
 
-from ..deps import RunDep, SessionDep
+from ..deps import SessionDep, TicketReaderRunDep
 from ..store import Frame
 
 router = APIRouter(prefix="/api/runs", tags=["exports"])
@@ -38,7 +38,7 @@ def gif_frame(atlas_b64: str, step: int, scale: int) -> Image.Image:
 
 
 @router.get("/{run_id}/exports/filter_grid.gif")
-def filter_grid_gif(run: RunDep, session: SessionDep,
+def filter_grid_gif(run: TicketReaderRunDep, session: SessionDep,
                     max_frames: Annotated[int, Query(ge=1, le=500)] = 120,
                     fps: Annotated[float, Query(gt=0, le=50)] = 8,
                     scale: Annotated[int, Query(ge=1, le=4)] = 2,
@@ -67,7 +67,7 @@ def filter_grid_gif(run: RunDep, session: SessionDep,
 
 
 @router.get("/{run_id}/exports/curves.csv")
-def curves_csv(run: RunDep, session: SessionDep) -> Response:
+def curves_csv(run: TicketReaderRunDep, session: SessionDep) -> Response:
     """Every stored frame's metrics: step, wall_time, then one column per metric."""
     rows = session.execute(select(Frame.step, Frame.wall_time, Frame.metrics).where(Frame.run_id == run.id)
                            .order_by(Frame.step, Frame.id)).all()
