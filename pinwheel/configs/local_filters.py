@@ -24,6 +24,9 @@ class LocalFiltersConfig(Strict):
     pool: int = Field(3, ge=1, le=15, description="side of the neighbourhood of units on the grid that forms a group")
     pool_sigma: float | None = Field(1.0, gt=0, description="Gaussian weights inside a pool (grid units); "
                                      "none: flat pools")
+    anneal_sigma_from: float | None = Field(None, gt=0, description="start the Gaussian pools this wide and "
+                                            "shrink them linearly to pool_sigma (a coarse map first, refined later)")
+    anneal_steps: int = Field(1000, ge=1, description="steps over which the pools shrink")
     lam: float = Field(0.2, ge=0, description="λ, weight of the group penalty over grid neighbourhoods")
     lam_warmup_steps: int = Field(300, ge=0, description="ramp λ linearly from 0 over these steps")
 
@@ -31,6 +34,8 @@ class LocalFiltersConfig(Strict):
     def _pool_is_odd(self):
         if self.pool % 2 == 0:
             raise ValueError(f"pool: a neighbourhood centred on its unit needs an odd side, got {self.pool}")
+        if self.anneal_sigma_from is not None and self.pool_sigma is None:
+            raise ValueError("anneal_sigma_from: annealing shrinks Gaussian pools; set pool_sigma too")
         return self
 
     def check_data(self, data) -> None:

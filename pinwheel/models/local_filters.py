@@ -10,13 +10,16 @@ only its own k×k receptive field R(u) and owns its weights (nothing is shared):
     L(x) = ½‖x − x̂‖² + λ Σ_j sqrt(Σ_{u∈P_j} w_ju z_u²),   ‖W_d[u]‖ ≤ 1
 
 Groups P_j are Gaussian-weighted pool×pool neighbourhoods on the unit grid (one per unit, cut
-at the grid's edges: the grid covers an image, not a torus). Neighbours see almost the same
+at the grid's edges: the grid covers an image, not a torus); optionally the Gaussian starts
+wide and shrinks over the first steps, as a Kohonen map's neighbourhood does. Neighbours see almost the same
 pixels and are pushed to be active together, so they become similar; reconstruction needs
 every orientation within each receptive field, so orientation must also change — the
 compromise is a continuous orientation map with pin-wheels (Gregor & LeCun 2010).
 Unfold / fold and one batched einsum do all units at once; there is no loop over units.
 """
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import torch
@@ -30,13 +33,26 @@ EPS = 1e-8
 
 
 def grid_pools(rows: int, cols: int, pool: int, sigma: float | None) -> torch.Tensor:
-    """One group per unit: its pool×pool neighbourhood on a rows×cols grid (no wrap) → (rows·cols, rows·cols)."""
+    """One group per unit: its pool×pool neighbourhood on a rows×cols grid (no wrap) → (rows·cols, rows·cols).
+
+    Weights are exp(−d²/2σ²) inside the window (flat when sigma is None), normalised to sum 1 per group.
+    """
     r, c = np.divmod(np.arange(rows * cols), cols)
     dr, dc = r[:, None] - r[None, :], c[:, None] - c[None, :]
     half = pool // 2
     inside = (np.abs(dr) <= half) & (np.abs(dc) <= half)
-    w = np.exp(-(dr**2 + dc**2) / (2 * sigma**2)) if sigma is not None else np.ones(inside.shape)
-    return torch.tensor(w * inside, dtype=torch.float32)  # (groups, units)
+    w = (np.exp(-(dr**2 + dc**2) / (2 * sigma**2)) if sigma is not None else np.ones(inside.shape)) * inside
+    w /= w.sum(axis=1, keepdims=True)  # Σ_i w_ji = 1: λ means the same whatever the pool's size
+    return torch.tensor(w, dtype=torch.float32)  # (groups, units)
+
+
+def pool_schedule(config: LocalFiltersConfig, step: int) -> tuple[int, float | None]:
+    """(window side, σ) of the pools at `step`: σ shrinks linearly from anneal_sigma_from to pool_sigma."""
+    if config.anneal_sigma_from is None or step >= config.anneal_steps:
+        return config.pool, config.pool_sigma
+    t = step / config.anneal_steps
+    sigma = (1 - t) * config.anneal_sigma_from + t * config.pool_sigma
+    return max(config.pool, 2 * math.ceil(2 * sigma) + 1), sigma
 
 
 def field_offsets(image_side: int, k: int, stride: int, grid: int | None) -> np.ndarray:
@@ -93,12 +109,16 @@ class LocalFiltersAE(PinwheelModel):
         self.config = config
         self.layer = LocallyConnected(input_shape, config.receptive_field, config.stride, generator, config.grid)
         self.side = self.layer.side
-        self.register_buffer("group_weights", grid_pools(self.side, self.side, config.pool, config.pool_sigma))
+        self._pools = pool_schedule(config, 0)
+        self.register_buffer("group_weights", grid_pools(self.side, self.side, *self._pools))
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.layer.encode(x)
 
     def loss(self, x, y, step):
+        if pool_schedule(self.config, step) != self._pools:  # annealing: wide pools first, then narrow
+            self._pools = pool_schedule(self.config, step)
+            self.group_weights.copy_(grid_pools(self.side, self.side, *self._pools))
         z = self.layer.encode(x)  # (B, U)
         x_hat = self.layer.decode(z)  # (B, H·W)
         recon = 0.5 * (x - x_hat).pow(2).sum(dim=1).mean()
