@@ -9,10 +9,13 @@ from typing import Annotated, Union
 from pydantic import Field, model_validator
 
 from . import conv_stack, group_sparse, lateral, local_filters
+from . import drsae, lista  # Science I families
 from .common import DataConfig, DigitsData, NaturalImagesData, NaturalPatchesData, Strict, TrainConfig
 
 MODEL_CONFIGS = (group_sparse.GroupSparseConfig, conv_stack.ConvStackConfig, local_filters.LocalFiltersConfig, lateral.LateralConfig,)
 _FAMILY_PRESETS = (group_sparse.PRESETS, conv_stack.PRESETS, local_filters.PRESETS, lateral.PRESETS,)
+MODEL_CONFIGS += (drsae.DrSAEConfig, lista.ListaConfig)
+_FAMILY_PRESETS += (drsae.PRESETS, lista.PRESETS)
 
 ModelConfig = Annotated[Union[MODEL_CONFIGS], Field(discriminator="kind")]  # type: ignore[valid-type]
 

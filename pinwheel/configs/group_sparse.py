@@ -100,6 +100,33 @@ TOPOGRAPHIC_PRESET = {
     },
 }
 
-PRESETS = [TOPOGRAPHIC_PRESET]
+BLOCKS_PRESET = {
+    "id": "groups-1d-blocks",
+    "title": "Group sparsity: 1-D blocks",
+    "description": "Sparse coding (FISTA with the block prox) of whitened 8×8 patches with 64 atoms in 16 blocks "
+                   "of 4: whole blocks switch off together, and the atoms of a block become related.",
+    "config": {
+        "model": {"kind": "group_sparse", "form": "sparse_coding", "units": 64, "lam": 2.0,
+                  "inference_steps": 30, "groups": {"kind": "blocks_1d", "size": 4}},
+        "data": {"kind": "natural_patches", "patch_size": 8},
+        "train": {"steps": 3000, "batch_size": 128, "lr": 3e-3},
+    },
+}
+
+TREE_PRESET = {
+    "id": "groups-tree",
+    "title": "Group sparsity: tree",
+    "description": "Sparse coding with tree-structured groups (Jenatton et al. 2011): 63 atoms on a binary tree "
+                   "of depth 6, every subtree a group, exact leaves-to-root prox. A node can be active only if "
+                   "its ancestors are: coarse filters near the root, refinements at the leaves.",
+    "config": {
+        "model": {"kind": "group_sparse", "form": "sparse_coding", "units": 63, "lam": 0.4,
+                  "inference_steps": 30, "groups": {"kind": "tree", "branching": 2, "depth": 6}},
+        "data": {"kind": "natural_patches", "patch_size": 8},
+        "train": {"steps": 3000, "batch_size": 128, "lr": 3e-3},
+    },
+}
+
+PRESETS = [TOPOGRAPHIC_PRESET, BLOCKS_PRESET, TREE_PRESET]
 
 __all__ = ["GroupSparseConfig", "GroupsConfig", "PRESETS", "NaturalPatchesData", "TrainConfig", "tree_size"]

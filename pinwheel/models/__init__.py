@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 from . import conv_stack, group_sparse, lateral, local_filters
+from . import drsae, lista  # Science I families
 from .base import PinwheelModel
 
 MODEL_BUILDERS = {
     "group_sparse": group_sparse.build,
     "conv_stack": conv_stack.build, "local_filters": local_filters.build, "lateral": lateral.build,
+    "drsae": drsae.build,
+    "lista": lista.build,
 }
 
 

@@ -1,10 +1,15 @@
-"""Group-sparse auto-encoder (science.md §3; topographic form: Kavukcuoglu et al., CVPR 2009).
+"""Group-sparse auto-encoder and sparse coder (science.md §3; topographic form: Kavukcuoglu et al., CVPR 2009).
 
-    z = ReLU(W_e x + b)                              encoder, z ∈ R^m
+    form "autoencoder":    z = ReLU(W_e x + b)                            encoder, z ∈ R^m
+    form "sparse_coding":  z = argmin_z ½‖x − W_d z‖² + λΩ(z)             FISTA with the prox of λΩ
+                           (exact one-pass prox for blocks and trees, dual iterations for overlaps;
+                           see groups.py), `inference_steps` iterations, signed codes
     x̂ = W_d z                                        linear decoder, columns ‖W_d[:, i]‖ ≤ 1
     L(x) = ½‖x − W_d z‖² + λ Ω(z),   Ω(z) = Σ_j sqrt(Σ_{i∈P_j} w_ji z_i²)
     (λ optionally ramped up from 0 over the first steps: with random filters the penalty
     alone would switch every ReLU unit off for good)
+    In the sparse-coding form z is held fixed and the loss is descended in W_d alone
+    (then its columns renormalised): alternating minimisation of the same energy.
 
 Units that share a pool are driven to be active together, so on a 2-D torus of overlapping
 pools neighbouring filters become similar and a smooth topographic map emerges.
@@ -17,6 +22,7 @@ from torch import nn
 
 from ..configs.group_sparse import GroupSparseConfig
 from ..groups import GroupStructure, build_groups
+from ..inference import proximal_gradient
 from .base import PinwheelModel, numpy, unit_columns_
 
 
@@ -30,8 +36,10 @@ class GroupSparseAE(PinwheelModel):
         w_d = torch.randn(n, m, generator=generator)
         w_d /= w_d.norm(dim=0, keepdim=True)
         self.W_d = nn.Parameter(w_d)  # (n, m)
-        self.W_e = nn.Parameter(w_d.T.clone())  # (m, n)
-        self.b = nn.Parameter(torch.zeros(m))  # (m,)
+        self.sparse_coding = config.form == "sparse_coding"
+        if not self.sparse_coding:
+            self.W_e = nn.Parameter(w_d.T.clone())  # (m, n)
+            self.b = nn.Parameter(torch.zeros(m))  # (m,)
         self.groups: GroupStructure = build_groups(config.groups, m)
         self.register_buffer("group_weights", self.groups.weights)
 
@@ -39,18 +47,34 @@ class GroupSparseAE(PinwheelModel):
         self.groups.weights = self.group_weights  # follows .to(device)
         return self.groups
 
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.relu(x @ self.W_e.T + self.b)  # (B, n) → (B, m)
+    def lam_at(self, step: int | None) -> float:
+        c = self.config
+        if step is None or not c.lam_warmup_steps:
+            return c.lam
+        return c.lam * min(1.0, step / c.lam_warmup_steps)
+
+    def encode(self, x: torch.Tensor, step: int | None = None) -> torch.Tensor:
+        if not self.sparse_coding:
+            return torch.relu(x @ self.W_e.T + self.b)  # (B, n) → (B, m)
+        groups, lam = self._sync_groups(), self.lam_at(step)
+        with torch.no_grad():  # (B, n) → (B, m), FISTA on ½‖x − W_d z‖² + λΩ(z)
+            return proximal_gradient(x, self.W_d, lambda v, t: groups.prox(v, lam * t, overlap_iters=20),
+                                     self.config.inference_steps)
 
     def loss(self, x, y, step):
-        z = self.encode(x)  # (B, m)
+        z = self.encode(x, step)  # (B, m)
         x_hat = z @ self.W_d.T  # (B, n)
         recon = 0.5 * (x - x_hat).pow(2).sum(dim=1).mean()
-        sparsity = self._sync_groups().penalty(z).mean()
+        groups = self._sync_groups()
+        sparsity = groups.penalty(z).mean()
         warmup = min(1.0, step / self.config.lam_warmup_steps) if self.config.lam_warmup_steps else 1.0
         loss = recon + warmup * self.config.lam * sparsity
-        return loss, {"reconstruction": recon.detach(), "group_sparsity": sparsity.detach(),
-                      "active_fraction": (z > 0).float().mean().detach()}
+        terms = {"reconstruction": recon.detach(), "group_sparsity": sparsity.detach(),
+                 "active_fraction": (z > 0).float().mean().detach()}
+        if self.sparse_coding:  # signed codes: count non-zeros, and groups switched off as a whole
+            terms["active_fraction"] = (z != 0).float().mean()
+            terms["zero_group_fraction"] = ((z != 0).to(z.dtype) @ (groups.weights > 0).to(z.dtype).T == 0).float().mean()
+        return loss, terms
 
     @torch.no_grad()
     def project_(self) -> None:
@@ -67,8 +91,9 @@ class GroupSparseAE(PinwheelModel):
         return {"filters": numpy(self.W_d.T).reshape(-1, h, w), "layout": layout}
 
     def weights(self) -> dict[str, np.ndarray]:
-        return {"W_e": numpy(self.W_e), "W_d": numpy(self.W_d), "b": numpy(self.b),
-                "input_shape": np.asarray(self.input_shape), **self._sync_groups().as_arrays()}
+        encoder = {} if self.sparse_coding else {"W_e": numpy(self.W_e), "b": numpy(self.b)}
+        return {**encoder, "W_d": numpy(self.W_d), "input_shape": np.asarray(self.input_shape),
+                **self._sync_groups().as_arrays()}
 
 
 def build(config: GroupSparseConfig, dataset, generator: torch.Generator) -> GroupSparseAE:

@@ -1,0 +1,41 @@
+"""Config of DrSAE, the discriminative recurrent sparse auto-encoder (science.md §2)."""
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from .common import Strict
+
+
+class DrSAEConfig(Strict):
+    """z^{t+1} = ReLU(E x + S z^t − b), T steps; L1 + reconstruction through D + softmax(C·z^T/‖z^T‖)."""
+
+    kind: Literal["drsae"] = "drsae"
+    units: int = Field(400, ge=1, le=16_384, description="m, hidden units (the paper: 400)")
+    steps: int = Field(11, ge=1, le=100, description="T, recurrent iterations (the paper: 11)")
+    lam: float = Field(0.5, ge=0, description="λ, weight of the sparsity term λ‖z^T‖₁")
+    class_weight: float = Field(1.0, ge=0, description="weight of the cross-entropy term in phase 2")
+    unsupervised_steps: int = Field(2_000, ge=0, description="phase 1: reconstruction + sparsity only, "
+                                    "then the classifier is added")
+    E_row_max: float = Field(1.25, gt=0, description="rows of E are kept at norm ≤ E_row_max/T")
+    C_row_max: float = Field(5.0, gt=0, description="rows of C are kept at norm ≤ this")
+
+    def check_data(self, data) -> None:
+        """Called by RunConfig's validator: the classifier needs labels."""
+        if getattr(data, "kind", None) not in ("mnist", "fashion_mnist", "sklearn_digits"):
+            raise ValueError("data.kind: DrSAE needs labelled digits (mnist, fashion_mnist or sklearn_digits)")
+
+
+PRESETS = [{
+    "id": "drsae-mnist",
+    "title": "DrSAE on MNIST",
+    "description": "Rolfe & LeCun's discriminative recurrent sparse auto-encoder: 400 units, 11 recurrent "
+                   "steps; first reconstruction + sparsity, then a classifier on the normalised code. Hidden "
+                   "units split into whole-digit 'categorical' units and stroke-like 'part' units.",
+    "config": {
+        "model": {"kind": "drsae", "units": 400, "steps": 11, "lam": 0.5, "unsupervised_steps": 2000},
+        "data": {"kind": "mnist", "source": "auto", "train_size": 8000, "test_size": 2000},
+        "train": {"steps": 6000, "batch_size": 64, "lr": 1e-3},
+    },
+}]
