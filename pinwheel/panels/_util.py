@@ -24,16 +24,40 @@ def to_numpy(t) -> np.ndarray:
 
 def rounded(values, digits: int = 4) -> list[float]:
     """Floats for JSON, rounded so a frame stays small; NaN/inf become None."""
-    arr = np.asarray(values, dtype=np.float64).ravel()
-    return [None if not np.isfinite(v) else round(float(v), digits) for v in arr]
+    arr = np.round(np.asarray(values, dtype=np.float64).ravel(), digits)
+    out = arr.tolist()
+    if not np.isfinite(arr).all():
+        out = [v if np.isfinite(v) else None for v in out]
+    return out
+
+
+_memo: dict = {"key": None, "values": {}}
+
+
+def memo(model, probe_x, name: str, compute):
+    """One value per (model state, probe batch) shared by every producer of a frame: the code and the
+    filter bank are computed once a frame, not once a panel. The key holds the parameters' version
+    counters, which every optimizer step bumps, so a new step never sees a stale value."""
+    key = (id(model), id(probe_x), tuple(p._version for p in model.parameters()))
+    if _memo["key"] != key:
+        _memo["key"], _memo["values"] = key, {}
+    values = _memo["values"]
+    if name not in values:
+        values[name] = compute()
+    return values[name]
 
 
 def code(model, probe_x) -> np.ndarray:
     """The code z of the probe batch as (batch, m) numpy (models with extra axes are flattened)."""
-    with torch.no_grad():
-        z = model.encode(probe_x)
-    z = to_numpy(z)
-    return z.reshape(z.shape[0], -1)
+    def compute():
+        with torch.no_grad():
+            z = to_numpy(model.encode(probe_x))
+        return z.reshape(z.shape[0], -1)
+    return memo(model, probe_x, "code", compute)
+
+
+def filter_bank(model, probe_x) -> dict:
+    return memo(model, probe_x, "filter_bank", model.filter_bank)
 
 
 def decoder_filters(model) -> np.ndarray:

@@ -16,10 +16,11 @@ and the decoder filter's norm; `groups`: the groups of each unit (at most MAX_GR
 from __future__ import annotations
 
 import math
+import weakref
 
 import numpy as np
 
-from ._util import code, encoder_filters, grey_tiles, png_base64, rounded
+from ._util import code, encoder_filters, filter_bank, grey_tiles, png_base64, rounded
 
 PAD = 1  # pixels of background between tiles
 BG = 40
@@ -97,16 +98,24 @@ def layout_places(layout: dict, m: int, h: int, w: int, groups: list[list[int]] 
     return [(PAD + (i % cols) * sx, PAD + (i // cols) * sy) for i in range(m)], {**layout, "type": layout.get("type", "list")}
 
 
+_membership: dict[int, tuple] = {}  # id(group structure) → (weak ref, lists): fixed for a run
+
+
 def unit_groups(model) -> tuple[list[list[int]] | None, list[int] | None]:
     g = getattr(model, "groups", None)
     if g is None or not hasattr(g, "membership"):
         return None, None
-    full = g.membership()
-    return [m[:MAX_GROUPS] for m in full], [len(m) for m in full]
+    known = _membership.get(id(g))
+    if known is None or known[0]() is not g:
+        full = g.membership()
+        for key in [k for k, (ref, _) in _membership.items() if ref() is None]:
+            del _membership[key]
+        known = _membership[id(g)] = (weakref.ref(g), ([m[:MAX_GROUPS] for m in full], [len(m) for m in full]))
+    return known[1]
 
 
 def produce(model, probe_x) -> dict:
-    bank = model.filter_bank()
+    bank = filter_bank(model, probe_x)
     filters = np.asarray(bank["filters"], dtype=np.float32)
     m, h, w = filters.shape
     groups, group_counts = unit_groups(model)
@@ -130,7 +139,9 @@ def produce(model, probe_x) -> dict:
     if groups is not None:
         out["groups"], out["group_counts"] = groups, group_counts
     enc = encoder_filters(model, filters.shape)
-    if enc is not None:
+    if enc is not None and 2 * len(out["atlas_png"]) > BUDGET:  # it cannot fit: do not spend time encoding it
+        out["encoder_omitted"] = f"encoder atlas left out to keep a frame under {BUDGET // 1000} KB"
+    elif enc is not None:
         enc_png = png_base64(place(enc, places)[0])
         used = len(out["atlas_png"]) + sum(len(str(v)) for k, v in out.items() if k != "atlas_png")
         if used + len(enc_png) <= BUDGET:

@@ -18,7 +18,7 @@ def produce(model, probe_x) -> dict:
     x_t = probe_x[:N]
     h, w = model.input_shape
     x = to_numpy(x_t).reshape(len(x_t), -1)
-    z = code(model, x_t)
+    z = code(model, probe_x)[:N]
     x_hat = reconstruct(model, x_t, z).reshape(x.shape)
     n = x.shape[0]
     scale = np.abs(x).max(axis=1, keepdims=True) + 1e-12

@@ -13,11 +13,9 @@ Uses pinwheel/analysis/topography.py's `orientation_map` when that module provid
 """
 from __future__ import annotations
 
-import colorsys
-
 import numpy as np
 
-from ._util import png_base64, rounded
+from ._util import filter_bank, png_base64, rounded
 
 SCALE = 8  # pixels per unit in the map image
 
@@ -78,12 +76,16 @@ def smoothness(theta: np.ndarray) -> float:
 def map_image(theta: np.ndarray, selectivity: np.ndarray) -> np.ndarray:
     rows, cols = theta.shape
     sel = selectivity / (selectivity.max() + 1e-12)
-    rgb = np.zeros((rows, cols, 3), dtype=np.uint8)
-    for i in range(rows):
-        for j in range(cols):
-            r, g, b = colorsys.hsv_to_rgb(theta[i, j] / np.pi, 0.85, 0.15 + 0.85 * sel[i, j])
-            rgb[i, j] = (int(255 * r), int(255 * g), int(255 * b))
-    return np.kron(rgb, np.ones((SCALE, SCALE, 1), dtype=np.uint8))
+    h, s, v = theta / np.pi * 6.0, 0.85, 0.15 + 0.85 * sel  # HSV → RGB, vectorised
+    i = np.floor(h).astype(int) % 6
+    f = h - np.floor(h)
+    p, q, t = v * (1 - s), v * (1 - s * f), v * (1 - s * (1 - f))
+    table = [(v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q)]
+    rgb = np.zeros((rows, cols, 3))
+    for k, (r, g, b) in enumerate(table):
+        rgb[i == k] = np.stack([r, g, b], axis=-1)[i == k]
+    rgb = (255 * rgb).astype(np.uint8)
+    return np.repeat(np.repeat(rgb, SCALE, axis=0), SCALE, axis=1)
 
 
 def _analysis_orientation(filters):
@@ -104,7 +106,7 @@ def _analysis_orientation(filters):
 
 
 def produce(model, probe_x) -> dict:
-    bank = model.filter_bank()
+    bank = filter_bank(model, probe_x)
     filters = np.asarray(bank["filters"], dtype=np.float32)
     layout = bank.get("layout") or {}
     m = filters.shape[0]
