@@ -34,8 +34,9 @@ PRESETS = [{
                    "steps; first reconstruction + sparsity, then a classifier on the normalised code. Hidden "
                    "units split into whole-digit 'categorical' units and stroke-like 'part' units.",
     "config": {
-        "model": {"kind": "drsae", "units": 400, "steps": 11, "lam": 0.5, "unsupervised_steps": 2000},
+        "model": {"kind": "drsae", "units": 400, "steps": 11, "lam": 0.5, "class_weight": 5.0,
+                  "unsupervised_steps": 2000},
         "data": {"kind": "mnist", "source": "auto", "train_size": 8000, "test_size": 2000},
-        "train": {"steps": 6000, "batch_size": 64, "lr": 1e-3},
+        "train": {"steps": 6000, "batch_size": 64, "lr": 2e-3},
     },
 }]
