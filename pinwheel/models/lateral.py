@@ -84,7 +84,7 @@ class SProjection:
 
 
 class LateralInhibition(PinwheelModel):
-    panel_kinds = ("filter_grid",)
+    panel_kinds = ("filter_grid", "topographic_map", "reconstructions", "sparsity")
 
     def __init__(self, config: LateralConfig, input_shape: tuple[int, int], generator: torch.Generator):
         super().__init__(input_shape)

@@ -21,7 +21,7 @@ from .base import PinwheelModel, numpy, unit_columns_
 
 
 class ListaModel(PinwheelModel):
-    panel_kinds = ("filter_grid",)
+    panel_kinds = ("filter_grid", "reconstructions", "sparsity")
 
     def __init__(self, config: ListaConfig, input_shape: tuple[int, int], generator: torch.Generator):
         super().__init__(input_shape)

@@ -102,7 +102,7 @@ class LocallyConnected(nn.Module):
 
 
 class LocalFiltersAE(PinwheelModel):
-    panel_kinds = ("filter_grid",)
+    panel_kinds = ("filter_grid", "topographic_map", "sparsity")
 
     def __init__(self, config: LocalFiltersConfig, input_shape: tuple[int, int], generator: torch.Generator):
         super().__init__(input_shape)
