@@ -9,7 +9,8 @@ On the map (wrapping at the edges, as the torus does):
 - Λ: the column spacing, grid-side / the power-weighted mean radial frequency of e^{2iθ}·selectivity;
 - ρ: pin-wheels per Λ² (≈ π in the visual cortex of many species);
 - smoothness: 1 − mean |Δθ| between grid neighbours / 45° (1 = smooth, 0 = random orientations).
-Uses pinwheel/analysis/topography.py's `orientation_map` when that module provides it.
+When pinwheel/analysis/topography.py is present its measures are used (θ there is the wave vector's
+direction, smoothness the mean cos 2Δθ; `measured_by` says which); this module's own estimate otherwise.
 """
 from __future__ import annotations
 
@@ -88,23 +89,6 @@ def map_image(theta: np.ndarray, selectivity: np.ndarray) -> np.ndarray:
     return np.repeat(np.repeat(rgb, SCALE, axis=0), SCALE, axis=1)
 
 
-def _analysis_orientation(filters):
-    try:
-        from ..analysis import topography  # the science engineers' module, when present
-    except ImportError:
-        return None
-    fn = getattr(topography, "orientation_map", None)
-    if not callable(fn):
-        return None
-    try:
-        out = fn(filters)
-        theta, sel = (out["theta"], out["selectivity"]) if isinstance(out, dict) else out
-        theta, sel = np.asarray(theta, dtype=np.float64).ravel(), np.asarray(sel, dtype=np.float64).ravel()
-        return (np.mod(theta, np.pi), sel) if theta.shape == sel.shape == (len(filters),) else None
-    except Exception:  # a different signature: fall back to our own estimate
-        return None
-
-
 def produce(model, probe_x) -> dict:
     bank = filter_bank(model, probe_x)
     filters = np.asarray(bank["filters"], dtype=np.float32)
@@ -115,15 +99,26 @@ def produce(model, probe_x) -> dict:
     else:  # no topology of its own: a near-square grid still shows whether neighbours agree
         cols = int(np.ceil(np.sqrt(m)))
         rows = int(np.ceil(m / cols))
-    found = _analysis_orientation(filters)
-    theta, sel = found if found is not None else orientation_selectivity(filters)
-    if rows * cols != m:
-        theta = np.concatenate([theta, np.zeros(rows * cols - m)])
-        sel = np.concatenate([sel, np.zeros(rows * cols - m)])
-    theta, sel = theta.reshape(rows, cols), sel.reshape(rows, cols)
-    pw = pinwheels(theta)
-    lam = column_spacing(theta, sel)
-    rho = len(pw) / (rows * cols / lam**2) if np.isfinite(lam) and lam > 0 else float("nan")
+    try:
+        from ..analysis import topography  # the science library's measures, when present
+    except ImportError:
+        topography = None
+    if topography is not None and rows * cols == m:
+        omap = topography.orientation_map(filters, (rows, cols))
+        summary = topography.summarise(omap, wrap=layout.get("type") == "grid")
+        theta, sel = np.mod(omap.theta, np.pi), omap.selectivity
+        pw = [[float(p.row), float(p.col), int(p.handedness)] for p in topography.find_pinwheels(omap.theta)]
+        lam, rho, smooth, source = summary.spacing, summary.density, summary.smoothness, "pinwheel.analysis.topography"
+    else:
+        theta, sel = orientation_selectivity(filters)
+        if rows * cols != m:
+            theta = np.concatenate([theta, np.zeros(rows * cols - m)])
+            sel = np.concatenate([sel, np.zeros(rows * cols - m)])
+        theta, sel = theta.reshape(rows, cols), sel.reshape(rows, cols)
+        pw = pinwheels(theta)
+        lam = column_spacing(theta, sel)
+        rho = len(pw) / (rows * cols / lam**2) if np.isfinite(lam) and lam > 0 else float("nan")
+        smooth, source = smoothness(theta), "pinwheel.panels.topographic_map"
     return {
         "map_png": png_base64(map_image(theta, sel)), "rows": rows, "cols": cols, "scale": SCALE,
         "theta": rounded(theta, 3), "selectivity": rounded(sel, 3),
@@ -131,5 +126,5 @@ def produce(model, probe_x) -> dict:
         "pinwheels_cw": sum(1 for p in pw if p[2] < 0), "pinwheels_ccw": sum(1 for p in pw if p[2] > 0),
         "lambda": None if not np.isfinite(lam) else round(lam, 3),
         "rho": None if not np.isfinite(rho) else round(rho, 3),
-        "smoothness": round(smoothness(theta), 4), "on_grid": layout.get("type") == "grid",
+        "smoothness": round(float(smooth), 4), "on_grid": layout.get("type") == "grid", "measured_by": source,
     }
