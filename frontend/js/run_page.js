@@ -1,11 +1,41 @@
-// A run's page: header with progress, the live panels, the loss curves and a step slider.
-// History comes from the store (metrics only; panels on demand); live frames arrive over SSE.
+// A run's page: header with progress, one timeline driving every panel, the panels, the curves.
+// History comes from the store (metrics only); panel payloads are fetched on demand around the
+// timeline's cursor into a small LRU cache (never the whole history in the tab); live frames
+// arrive over SSE and are shown while the page follows the run (until the user scrubs).
 import { api, el, formatDuration } from "./api.js";
 import { Curves } from "./curves.js";
 import { RENDERERS } from "./panels/index.js";
 import { runTools } from "./share.js";
 
 const ACTIVE = new Set(["queued", "running"]);
+const CACHE_FRAMES = 32; // payloads kept in the tab (~50 KB each)
+const SPEEDS = [1, 2, 5, 10, 20]; // frames a second when playing
+
+export class FrameCache { // LRU: step → panels
+  constructor(limit = CACHE_FRAMES) { this.limit = limit; this.map = new Map(); }
+  get(step) {
+    if (!this.map.has(step)) return undefined;
+    const v = this.map.get(step);
+    this.map.delete(step);
+    this.map.set(step, v);
+    return v;
+  }
+  has(step) { return this.map.has(step); }
+  put(step, panels) {
+    this.map.delete(step);
+    this.map.set(step, panels);
+    while (this.map.size > this.limit) this.map.delete(this.map.keys().next().value);
+  }
+  get size() { return this.map.size; }
+}
+
+function download(blob, name) {
+  const a = el("a", { href: URL.createObjectURL(blob), download: name });
+  document.body.append(a);
+  a.click();
+  a.remove();
+  setTimeout(() => URL.revokeObjectURL(a.href), 10_000);
+}
 
 export class RunPage {
   static async open(view, id) {
@@ -17,26 +47,35 @@ export class RunPage {
   constructor(view, id) {
     this.view = view;
     this.id = id;
-    this.steps = []; // steps of every known frame, in order
-    this.panels = {}; // kind → renderer state
+    this.steps = []; // steps of every known frame, in order (numbers only)
+    this.times = new Map(); // step → worker time of the frame (for the draw-latency record)
+    this.index = -1; // the timeline's cursor into this.steps
+    this.panels = {}; // kind → {state, box}
+    this.cache = new FrameCache();
     this.following = true; // show the newest frame until the user scrubs
+    this.playing = null; // interval id while playing
+    this.speed = 5;
+    this.inflight = null;
     this.source = null;
+    this.draws = (window.__pinwheelDraws = []); // {step, time, drawn}: worker time → pixels on screen
+    this.onKey = (ev) => this.key(ev);
   }
 
   async load() {
     this.run = await api.run(this.id);
     this.build();
-    let from = 0, cursor = null, last = null;
-    for (;;) { // page through the whole metric history (no images)
+    let from = 0, cursor = null;
+    for (;;) { // page through the metric history (no images)
       const page = await api.frames(this.id, { panels: false, from_step: from, limit: 5000 });
       this.curves.append(page.frames);
-      for (const f of page.frames) { this.steps.push(f.step); cursor = f.event_id; last = f; }
+      for (const f of page.frames) { this.steps.push(f.step); this.times.set(f.step, f.time); cursor = f.event_id; }
       if (page.next_from_step == null) break;
       from = page.next_from_step;
     }
     this.updateSlider();
-    if (last) await this.showStep(last.step);
+    if (this.steps.length) this.show(this.steps.length - 1);
     if (ACTIVE.has(this.run.status)) this.listen(cursor ?? "0-0");
+    document.addEventListener("keydown", this.onKey);
   }
 
   build() {
@@ -51,27 +90,69 @@ export class RunPage {
     const head = el("div", { class: "run-head" },
       el("h2", {}, r.title), this.statusEl, el("div", { class: "progress" }, this.bar), this.stepEl, this.etaEl,
       this.cancelBtn, el("a", { href: api.authUrl(`/api/runs/${r.id}/weights.npz`), download: "" }, "weights.npz"), runTools(r));
-    this.slider = el("input", { type: "range", min: 0, max: 0, value: 0, id: "timeline", style: "width:100%" });
-    this.slider.addEventListener("input", () => {
-      this.following = false;
-      this.showStep(this.steps[+this.slider.value]);
-    });
-    this.liveBtn = el("button", { id: "live" }, "Live");
-    this.liveBtn.addEventListener("click", () => { this.following = true; this.showStep(this.steps.at(-1)); });
-    this.cursorEl = el("span", { class: "muted", id: "cursor-step" });
-    const left = el("div", { class: "panel" });
-    for (const kind of Object.keys(RENDERERS)) {
-      const box = el("div", { "data-kind": kind });
-      left.append(el("h3", {}, RENDERERS[kind].title), box);
-      this.panels[kind] = RENDERERS[kind].create(box);
-    }
-    const right = el("div", { class: "panel" }, el("h3", {}, "Loss"));
+
+    // the timeline
+    const btn = (id, text, title, fn) => { const b = el("button", { id, title }, text); b.addEventListener("click", fn); return b; };
+    this.backBtn = btn("step-back", "◀", "step back (←; Shift+← ten)", () => this.stepBy(-1));
+    this.playBtn = btn("play", "▶ Play", "play / pause (space)", () => this.togglePlay());
+    this.fwdBtn = btn("step-forward", "▶|", "step forward (→; Shift+→ ten)", () => this.stepBy(1));
+    this.speedSel = el("select", { id: "speed", title: "frames a second when playing" },
+      ...SPEEDS.map((s) => el("option", { value: s, ...(s === this.speed ? { selected: "" } : {}) }, `${s} fps`)));
+    this.speedSel.addEventListener("change", () => { this.speed = +this.speedSel.value; if (this.playing) { this.pause(); this.play(); } });
+    this.slider = el("input", { type: "range", min: 0, max: 0, value: 0, id: "timeline", title: "Home / End: first / last frame" });
+    this.slider.addEventListener("input", () => { this.following = false; this.pause(); this.show(+this.slider.value); });
+    this.liveBtn = btn("live", "● Live", "follow the newest frame (L)", () => this.goLive());
+    this.cursorEl = el("span", { class: "muted", id: "cursor-step" }, "–");
+    const timeline = el("div", { class: "timeline panel", id: "timeline-bar" },
+      this.backBtn, this.playBtn, this.fwdBtn, this.speedSel, this.cursorEl, this.slider, this.liveBtn);
+
+    this.panelGrid = el("div", { class: "panel-grid" });
+    const right = el("div", { class: "panel curves-panel" });
+    const csvBtn = btn("export-csv", "CSV", "download every curve point as CSV", () =>
+      download(new Blob([this.curves.csv()], { type: "text/csv" }), `${this.id}-curves.csv`));
+    right.append(el("div", { class: "panel-head" }, el("h3", {}, "Curves"), csvBtn));
     this.curves = new Curves(right);
-    this.view.replaceChildren(head, this.errorEl,
-      el("div", { class: "panel", style: "margin-bottom:1em;display:flex;gap:1em;align-items:center" },
-        this.cursorEl, this.slider, this.liveBtn),
-      el("div", { class: "panels" }, left, right));
+    this.panelGrid.append(right); // curves first, across the whole width; panels below as they arrive
+    this.view.replaceChildren(head, this.errorEl, timeline, this.panelGrid);
     this.updateHeader(r.step, r.total_steps, r.wall_time);
+    this.updateLive();
+  }
+
+  panelFor(kind) { // boxes appear for the kinds the model's frames carry
+    if (this.panels[kind]) return this.panels[kind];
+    const renderer = RENDERERS[kind];
+    if (!renderer) return null;
+    const box = el("div", { "data-kind": kind });
+    const png = el("button", { "data-export-png": kind, title: "download this panel as PNG" }, "PNG");
+    const headEl = el("div", { class: "panel-head" }, el("h3", {}, renderer.title), png);
+    if (kind === "filter_grid") {
+      const gif = el("button", { id: "export-gif", title: "the filters' evolution over the whole run as an animated GIF" }, "GIF");
+      gif.addEventListener("click", () => this.exportGif(gif));
+      headEl.append(gif);
+    }
+    const wrap = el("div", { class: "panel", "data-panel-box": kind }, headEl, box);
+    this.panelGrid.append(wrap);
+    const state = renderer.create(box);
+    png.addEventListener("click", () => state.canvas.toBlob((b) => download(b, `${kind}-step${this.steps[this.index]}.png`), "image/png"));
+    if (kind === "filter_grid") {
+      state.canvas.addEventListener("drawn", (ev) => {
+        const { step, time } = ev.detail;
+        this.draws.push({ step, time, drawn: Date.now() / 1000 });
+        if (this.draws.length > 2000) this.draws.splice(0, 1000);
+      });
+    }
+    return (this.panels[kind] = { state, box: wrap });
+  }
+
+  async exportGif(button) {
+    button.disabled = true;
+    try {
+      download(await api.exportGif(this.id, { max_frames: 120 }), `${this.id}-filters.gif`);
+    } catch (err) {
+      this.errorEl.textContent = `GIF export: ${err.message}`;
+    } finally {
+      button.disabled = false;
+    }
   }
 
   updateHeader(step, total, wallTime) {
@@ -88,36 +169,121 @@ export class RunPage {
     this.statusEl.className = `status ${status}`;
     if (error) this.errorEl.textContent = error;
     this.cancelBtn.disabled = !ACTIVE.has(status);
+    this.updateLive();
+  }
+
+  updateLive() {
+    this.liveBtn.classList.toggle("on", this.following);
+    this.liveBtn.disabled = this.following && this.index === this.steps.length - 1;
+    this.view.dataset.following = this.following ? "1" : "0";
   }
 
   updateSlider() {
     this.slider.max = Math.max(this.steps.length - 1, 0);
-    if (this.following) this.slider.value = this.slider.max;
+    if (this.index >= 0) this.slider.value = this.index;
+  }
+
+  // ---- the cursor -------------------------------------------------------------------------
+  show(index) {
+    if (!this.steps.length) return;
+    this.index = Math.max(0, Math.min(this.steps.length - 1, index));
+    const step = this.steps[this.index];
+    this.slider.value = this.index;
+    this.cursorEl.textContent = `step ${step} (${this.index + 1}/${this.steps.length})`;
+    this.view.dataset.cursorStep = step;
+    this.curves.setCursor(step);
+    this.updateLive();
+    const panels = this.cache.get(step);
+    if (panels) this.renderPanels(step, panels);
+    else this.fetchAround(step);
+  }
+
+  async fetchAround(step) {
+    if (this.inflight) { this.wanted = step; return; } // latest wins: a fast scrub fetches only where it stops
+    const ahead = this.playing ? 8 : 2;
+    const i = this.steps.indexOf(step);
+    const to = this.steps[Math.min(this.steps.length - 1, Math.max(i, 0) + ahead)] ?? step;
+    this.inflight = api.frames(this.id, { from_step: step, to_step: to, limit: ahead + 1 });
+    try {
+      const page = await this.inflight;
+      for (const f of page.frames) { this.cache.put(f.step, f.panels); this.times.set(f.step, f.time); }
+      if (page.frames.length && !this.cache.has(step)) this.cache.put(step, page.frames[0].panels); // thinned away: nearest later frame
+    } catch (err) {
+      this.errorEl.textContent = `frames: ${err.message}`;
+    } finally {
+      this.inflight = null;
+    }
+    const current = this.steps[this.index];
+    const wanted = this.wanted ?? current;
+    this.wanted = undefined;
+    if (wanted !== current) return this.fetchAround(current);
+    const panels = this.cache.get(current);
+    if (panels) this.renderPanels(current, panels);
+    else if (wanted !== step) this.fetchAround(current);
   }
 
   renderPanels(step, panels) {
-    this.cursorEl.textContent = `step ${step}`;
+    const time = this.times.get(step);
     for (const [kind, payload] of Object.entries(panels ?? {})) {
-      if (this.panels[kind]) RENDERERS[kind].render(this.panels[kind], { ...payload, step });
+      const p = this.panelFor(kind);
+      if (p) RENDERERS[kind].render(p.state, { ...payload, step, time });
     }
   }
 
-  async showStep(step) {
-    if (step == null) return;
-    const page = await api.frames(this.id, { from_step: step, to_step: step, limit: 1 });
-    if (page.frames.length) this.renderPanels(step, page.frames[0].panels);
+  stepBy(delta) { this.following = false; this.pause(); this.show(this.index + delta); }
+
+  goLive() { this.following = true; this.pause(); this.show(this.steps.length - 1); }
+
+  togglePlay() { if (this.playing) this.pause(); else this.play(); }
+
+  play() {
+    this.following = false;
+    if (this.index >= this.steps.length - 1) this.show(0); // replay from the start
+    this.playBtn.textContent = "❚❚ Pause";
+    this.view.dataset.playing = "1";
+    this.playing = setInterval(() => {
+      if (this.index >= this.steps.length - 1) { this.pause(); return; }
+      this.show(this.index + 1);
+    }, 1000 / this.speed);
   }
 
+  pause() {
+    if (!this.playing) return;
+    clearInterval(this.playing);
+    this.playing = null;
+    this.playBtn.textContent = "▶ Play";
+    this.view.dataset.playing = "0";
+  }
+
+  key(ev) {
+    const t = ev.target;
+    if (t && (t.tagName === "INPUT" && t.type !== "range" || t.tagName === "TEXTAREA" || t.tagName === "SELECT")) return;
+    const big = ev.shiftKey ? 10 : 1;
+    const actions = {
+      ArrowLeft: () => this.stepBy(-big), ArrowRight: () => this.stepBy(big), " ": () => this.togglePlay(),
+      Home: () => { this.following = false; this.pause(); this.show(0); },
+      End: () => { this.following = false; this.pause(); this.show(this.steps.length - 1); },
+      l: () => this.goLive(), L: () => this.goLive(),
+    };
+    const fn = actions[ev.key];
+    if (fn) { ev.preventDefault(); fn(); }
+  }
+
+  // ---- live ---------------------------------------------------------------------------------
   listen(cursor) {
     this.source = new EventSource(api.authUrl(`/api/runs/${this.id}/events?after=${cursor}`));
     this.source.addEventListener("frame", (ev) => {
       const frame = JSON.parse(ev.data);
       if (this.run.status === "queued") this.setStatus("running");
+      if (this.steps.length && frame.step <= this.steps.at(-1)) return; // a replayed duplicate
       this.steps.push(frame.step);
+      this.times.set(frame.step, frame.time);
+      this.cache.put(frame.step, frame.panels);
       this.updateSlider();
       this.curves.append([frame]);
       this.updateHeader(frame.step, frame.total_steps, frame.wall_time);
-      if (this.following) this.renderPanels(frame.step, frame.panels);
+      if (this.following) this.show(this.steps.length - 1);
+      else this.updateLive();
     });
     this.source.addEventListener("status", (ev) => {
       const s = JSON.parse(ev.data);
@@ -136,6 +302,8 @@ export class RunPage {
   }
 
   close() {
+    this.pause();
     this.source?.close();
+    document.removeEventListener("keydown", this.onKey);
   }
 }

@@ -26,6 +26,7 @@ export function render(state, p) {
   if (topo.type === "grid") {
     const cell = Math.floor(Math.min(200 / topo.rows, 200 / topo.cols));
     heatmap(ctx, norms, topo.rows, topo.cols, cell, 10, 16, [0, hi]);
+    ctx.fillStyle = "#333";
     ctx.fillText("group norms ‖z_P‖ (torus)", 10, 11);
     const ucell = Math.floor(Math.min(200 / topo.unit_rows, 200 / topo.unit_cols));
     const um = p.unit_mean.map((v) => v ?? 0);
