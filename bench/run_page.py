@@ -1,0 +1,213 @@
+"""The run page's numbers (issue #5), printed and written to bench/results/run_page.json:
+
+1. worker step → pixels on screen: a real run of the 256-unit topographic preset (12×12 filters)
+   publishing 5 frames/s; the page records when its filter canvas drew each frame, the frame
+   carries the worker's `time`; p50/p95 of the difference (one machine, one clock).
+2. scrubbing: a 2,000-frame run (real panel payloads of that model, stored directly) — jump the
+   timeline to random steps and time until every panel has drawn that step; p50/p95.
+3. streaming cost on the training loop: one training run whose segments alternate between
+   streaming on (5 frames/s: panels produced, JSON-encoded and XADDed to Redis) and off; ratio
+   of steps/s on to off.
+4. payload bytes per frame (the JSON of all panels, and of filter_grid alone) of the run in 1.
+
+    PYTHONPATH=. python bench/run_page.py [--seconds 20] [--scrubs 60]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import redis
+import torch
+from playwright.sync_api import sync_playwright
+
+from pinwheel.configs import RunConfig, deep_merge, preset_by_id
+from pinwheel.data import build_dataset
+from pinwheel.models import build_model
+from pinwheel.panels import produce_panels
+from tests import services
+from tests.conftest import CHROMIUM_ARGS
+
+OUT = Path(__file__).parent / "results" / "run_page.json"
+KINDS_JS = "['filter_grid','group_activations','topographic_map','reconstructions','sparsity']"
+
+
+def pct(values, q) -> float:
+    return round(float(np.percentile(values, q)), 1) if len(values) else float("nan")
+
+
+def login(page, url: str) -> None:
+    page.goto(f"{url}/#/login?token={services.ADMIN_TOKEN}")
+    page.wait_for_function("() => !!localStorage.getItem('pinwheel.token')", timeout=15_000)
+
+
+def live_latency(page, client: httpx.Client, url: str, seconds: float) -> dict:
+    cfg = {"train": {"steps": 10_000_000, "frame_every_steps": 1_000_000, "frame_every_seconds": 0.2}}
+    run = client.post("/api/runs", json={"preset": "topographic-natural", "config": cfg}).json()
+    page.goto(f"{url}/#/runs/{run['id']}")
+    page.wait_for_function("() => (window.__pinwheelDraws || []).length >= 3", timeout=120_000)
+    page.evaluate("() => window.__pinwheelDraws.splice(0)")  # start counting once warm
+    time.sleep(seconds)
+    draws = page.evaluate("() => window.__pinwheelDraws.slice()")
+    client.post(f"/api/runs/{run['id']}/cancel")
+    lat = [1000 * (d["drawn"] - d["time"]) for d in draws if d.get("time")]
+    frames = client.get(f"/api/runs/{run['id']}/frames", params={"limit": 200}).json()["frames"]
+    sizes = [len(json.dumps(f["panels"])) for f in frames[1:]]
+    fg = [len(json.dumps(f["panels"]["filter_grid"])) for f in frames[1:]]
+    per_kind = {k: int(np.mean([len(json.dumps(f["panels"][k])) for f in frames[1:]])) for k in frames[-1]["panels"]}
+    return {"run_id": run["id"], "frames_drawn": len(lat), "frames_per_s": round(len(lat) / seconds, 2),
+            "latency_ms_p50": pct(lat, 50), "latency_ms_p95": pct(lat, 95), "latency_ms_max": pct(lat, 100),
+            "payload_bytes_mean": int(np.mean(sizes)), "payload_bytes_p95": int(np.percentile(sizes, 95)),
+            "filter_grid_bytes_mean": int(np.mean(fg)), "filter_grid_bytes_p95": int(np.percentile(fg, 95)),
+            "payload_bytes_by_kind": per_kind, "frames_measured": len(sizes)}
+
+
+def model_payloads(n_states: int = 8) -> list[dict]:
+    """Panel payloads of the 256-unit topographic model at a few training states (real sizes)."""
+    cfg = RunConfig.model_validate(deep_merge(preset_by_id("topographic-natural")["config"], {"data": {"pool_size": 5000}}))
+    ds = build_dataset(cfg.data, 0)
+    g = torch.Generator().manual_seed(0)
+    model = build_model(cfg.model, ds, g)
+    opt = model.make_optimizer(cfg.train.lr)
+    probe = ds.probe(256)[0]
+    out = []
+    for s in range(n_states):
+        for step in range(40):
+            x, y = ds.batch(128, g)
+            model.train_step(x, y, s * 40 + step, opt)
+        model.eval()
+        with torch.no_grad():
+            out.append(produce_panels(model, probe))
+        model.train()
+    return out
+
+
+def seed_long_run(db_path: Path, frames: int) -> str:
+    from backend.app.store import Frame, Run, make_sessionmaker
+
+    sessions = make_sessionmaker(f"sqlite:///{db_path}")
+    payloads = [json.dumps(p) for p in model_payloads()]
+    run_id = "b" * 32
+    with sessions() as s:
+        s.add(Run(id=run_id, status="succeeded", title="2,000-frame run (bench)", preset="topographic-natural",
+                  config={"model": {"kind": "group_sparse", "units": 256}, "data": {"kind": "natural_patches"}},
+                  step=25 * (frames - 1), total_steps=25 * (frames - 1), metrics={}, environment={}, frame_count=frames))
+        s.flush()
+        for i in range(frames):
+            s.add(Frame(run_id=run_id, event_id=f"{i + 1}-0", step=25 * i, wall_time=i * 0.2, time=1e9 + i * 0.2,
+                        metrics={"loss": 5.0 / (1 + i / 100), "reconstruction": 4.0 / (1 + i / 100)},
+                        panels=payloads[i * len(payloads) // frames]))
+        s.commit()
+    return run_id
+
+
+def scrubbing(page, url: str, run_id: str, scrubs: int) -> dict:
+    page.goto(f"{url}/#/runs/{run_id}")
+    page.wait_for_function("() => +document.querySelector('canvas[data-panel=filter_grid]')?.dataset.drawnStep >= 0",
+                           timeout=60_000)
+    n = int(page.locator("#timeline").get_attribute("max")) + 1
+    rng = random.Random(0)
+    times = []
+    for _ in range(scrubs):
+        i = rng.randrange(n)
+        ms = page.evaluate("""async i => {
+            const kinds = %s, slider = document.querySelector('#timeline');
+            const step = 25 * i, t0 = performance.now();
+            const done = kinds.map(k => new Promise(res => {
+                const c = document.querySelector(`canvas[data-panel=${k}]`);
+                if (+c.dataset.drawnStep === step) return res();
+                const on = ev => { if (ev.detail.step === step) { c.removeEventListener('drawn', on); res(); } };
+                c.addEventListener('drawn', on);
+            }));
+            slider.value = i; slider.dispatchEvent(new Event('input'));
+            await Promise.all(done);
+            await new Promise(r => requestAnimationFrame(() => r()));  // painted
+            return performance.now() - t0; }""" % KINDS_JS, i)
+        times.append(ms)
+    return {"frames": n, "scrubs": scrubs, "scrub_ms_p50": pct(times, 50), "scrub_ms_p95": pct(times, 95),
+            "scrub_ms_max": pct(times, 100)}
+
+
+def streaming_cost(redis_url: str, segments: int = 8, segment_steps: int = 150) -> dict:
+    """One training run; segments alternate streaming on / off (order ABBA... to cancel drift)."""
+    torch.set_num_threads(1)
+    cfg = RunConfig.model_validate(deep_merge(preset_by_id("topographic-natural")["config"], {"data": {"pool_size": 5000}}))
+    ds = build_dataset(cfg.data, 0)
+    g = torch.Generator().manual_seed(0)
+    model = build_model(cfg.model, ds, g)
+    opt = model.make_optimizer(cfg.train.lr)
+    probe = ds.probe(256)[0]
+    client = redis.Redis.from_url(redis_url)
+    rate = {True: [], False: []}
+    step = 0
+    pattern = [True, False, False, True] * (segments // 4)
+    frames = 0
+    for on in pattern:
+        last = t0 = time.perf_counter()
+        for _ in range(segment_steps):
+            x, y = ds.batch(cfg.train.batch_size, g)
+            model.train_step(x, y, step, opt)
+            step += 1
+            now = time.perf_counter()
+            if on and now - last >= 0.2:  # 5 frames/s, as the worker publishes them
+                model.eval()
+                with torch.no_grad():
+                    panels = produce_panels(model, probe)
+                model.train()
+                client.xadd("bench:stream", {"type": "frame", "data": json.dumps(
+                    {"step": step, "time": time.time(), "metrics": {}, "panels": panels})}, maxlen=100, approximate=True)
+                frames += 1
+                last = time.perf_counter()
+        rate[on].append(segment_steps / (time.perf_counter() - t0))
+    on_rate, off_rate = float(np.mean(rate[True])), float(np.mean(rate[False]))
+    return {"steps_per_s_streaming": round(on_rate, 2), "steps_per_s_not_streaming": round(off_rate, 2),
+            "throughput_ratio_on_off": round(on_rate / off_rate, 4), "cost_percent": round(100 * (1 - on_rate / off_rate), 2),
+            "frames_streamed": frames, "batch_size": cfg.train.batch_size}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=20)
+    parser.add_argument("--scrubs", type=int, default=60)
+    parser.add_argument("--frames", type=int, default=2000)
+    args = parser.parse_args()
+    tmp = Path(tempfile.mkdtemp(prefix="pinwheel-bench-"))
+    redis_proc, redis_url = services.start_redis(tmp / "redis")
+    env = services.service_env(redis_url, tmp)
+    result: dict = {"machine": "2 shared CPU cores, headless Chromium (--disable-gpu)"}
+    try:
+        run_id = seed_long_run(tmp / "pinwheel.db", args.frames)
+        worker = services.start_worker(env, tmp / "worker.log")
+        app, url = services.start_app(env, tmp / "app.log")
+        try:
+            with sync_playwright() as p, httpx.Client(base_url=url, timeout=60, headers=services.auth_headers()) as client:
+                browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
+                page = browser.new_page(viewport={"width": 1400, "height": 1000})
+                login(page, url)
+                result["scrub"] = scrubbing(page, url, run_id, args.scrubs)
+                print("scrub", result["scrub"], flush=True)
+                result["live"] = live_latency(page, client, url, args.seconds)
+                print("live", result["live"], flush=True)
+                browser.close()
+        finally:
+            services.stop(app)
+            services.stop(worker)
+        result["streaming"] = streaming_cost(redis_url)
+        print("streaming", result["streaming"], flush=True)
+    finally:
+        services.stop(redis_proc)
+        shutil.rmtree(tmp, ignore_errors=True)
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
