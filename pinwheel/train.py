@@ -57,7 +57,7 @@ def train(config: RunConfig, callbacks: Callbacks, *, resume: dict | None = None
         optimizer.load_state_dict(resume["optimizer"])
         generator.set_state(resume["generator"])
         step, elapsed_before = int(resume["step"]), float(resume["elapsed"])
-    probe_x, _ = dataset.probe(probe_size)
+    probe_x, probe_y = dataset.probe(probe_size)
 
     start = time.monotonic()
     last_frame = last_ckpt = start
@@ -80,7 +80,7 @@ def train(config: RunConfig, callbacks: Callbacks, *, resume: dict | None = None
         model.eval()
         with torch.no_grad():
             metrics.update(model.frame_metrics(dataset))
-            panels = produce_panels(model, probe_x)
+            panels = produce_panels(model, probe_x, probe_y, step=step)
         model.train()
         callbacks.on_frame({"step": step, "total_steps": tc.steps,
                             "wall_time": round(elapsed_before + time.monotonic() - start, 4),

@@ -84,7 +84,7 @@ class SProjection:
 
 
 class LateralInhibition(PinwheelModel):
-    panel_kinds = ("filter_grid", "topographic_map", "reconstructions", "sparsity")
+    panel_kinds = ("filter_grid", "tree_inhibition", "interaction_matrix", "topographic_map", "reconstructions", "sparsity")
 
     def __init__(self, config: LateralConfig, input_shape: tuple[int, int], generator: torch.Generator):
         super().__init__(input_shape)

@@ -52,7 +52,7 @@ def code(model, probe_x) -> np.ndarray:
     def compute():
         with torch.no_grad():
             z = to_numpy(model.encode(probe_x))
-        return z.reshape(z.shape[0], -1)
+        return np.ascontiguousarray(z.reshape(z.shape[0], -1))  # a transposed view makes z @ W 100× slower
     return memo(model, probe_x, "code", compute)
 
 
@@ -90,3 +90,41 @@ def grey_tiles(images: np.ndarray) -> np.ndarray:
     m = images.shape[0]
     scale = np.abs(images).reshape(m, -1).max(axis=1).reshape((m,) + (1,) * (images.ndim - 1)) + 1e-12
     return np.clip(127.5 + 127.5 * images / scale, 0, 255).astype(np.uint8)
+
+
+def _box_weights(n: int, k: int) -> np.ndarray:
+    """(k, n) matrix averaging n samples into k equal-width boxes (fractional overlaps weighted)."""
+    edges = np.linspace(0, n, k + 1)
+    lo, hi = edges[:-1, None], edges[1:, None]
+    j = np.arange(n)[None, :]
+    overlap = np.clip(np.minimum(hi, j + 1) - np.maximum(lo, j), 0, None)
+    return overlap / overlap.sum(axis=1, keepdims=True)
+
+
+def area_resize(images: np.ndarray, h: int, w: int) -> np.ndarray:
+    """(m, H, W) → (m, h, w) by area averaging (any ratio, vectorised over the stack)."""
+    if images.shape[1:] == (h, w):
+        return images
+    return np.einsum("ai,mij,bj->mab", _box_weights(images.shape[1], h), images, _box_weights(images.shape[2], w),
+                     optimize=True).astype(np.float32)
+
+
+def matrix_png(s: np.ndarray, scale: float, signed: bool) -> str:
+    """A square matrix as an 8-bit grey PNG: |s|/scale (unsigned) or 127.5 + 127.5·s/scale (signed)."""
+    scale = scale if scale > 0 else 1.0
+    img = 127.5 + 127.5 * s / scale if signed else 255.0 * s / scale
+    return png_base64(np.clip(np.rint(img), 0, 255).astype(np.uint8))
+
+
+def tree_order(parents) -> list[int]:
+    """Depth-first pre-order of a tree given by parents (−1 for roots): each subtree is contiguous."""
+    children: dict[int, list[int]] = {}
+    roots = []
+    for i, p in enumerate(parents):
+        (roots if p < 0 else children.setdefault(int(p), [])).append(i)
+    order, stack = [], roots[::-1]
+    while stack:
+        node = stack.pop()
+        order.append(node)
+        stack.extend(children.get(node, [])[::-1])
+    return order

@@ -20,13 +20,27 @@ import weakref
 
 import numpy as np
 
-from ._util import code, encoder_filters, filter_bank, grey_tiles, png_base64, rounded
+from ._util import area_resize, code, encoder_filters, filter_bank, grey_tiles, png_base64, rounded
 
 PAD = 1  # pixels of background between tiles
 BG = 40
 LEVELS_BITS = 6  # grey levels quantised to 64: the atlas PNG compresses ~25% better, still smooth
 BUDGET = 50_000  # characters of payload a frame; the encoder atlas is sent only when it fits
 MAX_GROUPS = 4  # groups listed per unit for hover (overlapping pools can hold a unit 25 times)
+MAX_TILE_PIXELS = 36_864  # tile pixels an atlas may hold: 256 tiles of 12×12 fit; 400 of 28×28 become 9×9
+
+
+def tile_size(m: int, h: int, w: int, limit: int = MAX_TILE_PIXELS) -> tuple[int, int]:
+    """The tile size m filters of h×w are drawn at: their own, or shrunk (aspect kept) to fit `limit` pixels."""
+    if m * h * w <= limit:
+        return h, w
+    scale = math.sqrt(limit / (m * h * w))
+    return max(3, int(h * scale)), max(3, int(w * scale))
+
+
+def shrink(filters: np.ndarray) -> np.ndarray:
+    """The filters at tile_size (area-averaged, so a shrunk tile keeps the filter's coarse shape)."""
+    return area_resize(filters, *tile_size(*filters.shape))
 
 
 def atlas(filters: np.ndarray, cols: int) -> np.ndarray:
@@ -117,21 +131,26 @@ def unit_groups(model) -> tuple[list[list[int]] | None, list[int] | None]:
 def produce(model, probe_x) -> dict:
     bank = filter_bank(model, probe_x)
     filters = np.asarray(bank["filters"], dtype=np.float32)
-    m, h, w = filters.shape
+    m, h0, w0 = filters.shape
+    norms = np.linalg.norm(filters.reshape(m, -1), axis=1)
+    tiles = shrink(filters)  # big banks: area-averaged tiles, each still contrast-normalised on its own
+    m, h, w = tiles.shape
     groups, group_counts = unit_groups(model)
     places, layout = layout_places(dict(bank.get("layout") or {}), m, h, w, groups)
-    image, _ = place(filters, places)
+    image, _ = place(tiles, places)
     out = {
         "atlas_png": png_base64(image),
         "count": m, "tile": [h, w], "pad": PAD, "size": [image.shape[1], image.shape[0]],
         "layout": layout,
     }
+    if (h, w) != (h0, w0):  # the renderer says the tiles are shrunk, and from what size
+        out["source_tile"] = [h0, w0]
     if layout.get("type") == "grid":  # tile places follow from rows × cols
         out["cols"], out["rows"] = int(layout["cols"]), int(layout["rows"])
     else:
         out["tiles"] = [[int(x), int(y)] for x, y in places]
     z = code(model, probe_x)
-    stats = {"norm": rounded(np.linalg.norm(filters.reshape(m, -1), axis=1), 3)}
+    stats = {"norm": rounded(norms, 3)}
     if z.shape[1] == m:
         stats["mean"] = rounded(z.mean(axis=0), 4)
         stats["active"] = rounded((np.abs(z) > 1e-6).mean(axis=0), 3)
@@ -142,7 +161,7 @@ def produce(model, probe_x) -> dict:
     if enc is not None and 2 * len(out["atlas_png"]) > BUDGET:  # it cannot fit: do not spend time encoding it
         out["encoder_omitted"] = f"encoder atlas left out to keep a frame under {BUDGET // 1000} KB"
     elif enc is not None:
-        enc_png = png_base64(place(enc, places)[0])
+        enc_png = png_base64(place(area_resize(enc, h, w), places)[0])
         used = len(out["atlas_png"]) + sum(len(str(v)) for k, v in out.items() if k != "atlas_png")
         if used + len(enc_png) <= BUDGET:
             out["encoder_png"] = enc_png

@@ -1,0 +1,57 @@
+"""Panel `tree_inhibition`: a lateral-inhibition model whose units lie on a tree (Gregor et al. 2011).
+
+The tree is drawn by the renderer with each node's decoder filter as its picture and edges from
+each node to its parent; node size follows the unit's mean |z| on the probe batch, its frame colour
+the share of probes it is active on. Beside it, S ordered depth-first along the tree (each subtree a
+contiguous block), so the structure the mask imposes — no inhibition along a branch — and what S
+learned are visible together.
+Payload: `parents`, `order` (depth-first), `depth` per node, `atlas_png` (filters row-major,
+`cols` per row, tile + pad pitch; each contrast-normalised), `activity` (mean |z|), `active`
+(share of probes with z ≠ 0), `inhibition` (mean (S|z|)_i: how strongly the others inhibit
+unit i), and `matrix` (the interaction_matrix payload of S in tree order).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ._util import code, filter_bank, grey_tiles, png_base64, rounded, to_numpy
+from .filter_grid import PAD, shrink
+from .interaction_matrix import matrix_payload
+
+BG = 40
+
+
+def applies(model) -> bool:
+    return getattr(model, "parents", None) is not None and getattr(model, "S", None) is not None
+
+
+def produce(model, probe_x) -> dict:
+    parents = [int(p) for p in model.parents]
+    bank = filter_bank(model, probe_x)
+    filters = np.asarray(bank["filters"], dtype=np.float32)
+    m, h0, w0 = filters.shape
+    tiles = grey_tiles(shrink(filters))
+    _, h, w = tiles.shape
+    cols = math.ceil(math.sqrt(m))
+    rows = math.ceil(m / cols)
+    img = np.full((PAD + rows * (h + PAD), PAD + cols * (w + PAD)), BG, dtype=np.uint8)
+    for i in range(m):
+        y, x = PAD + (i // cols) * (h + PAD), PAD + (i % cols) * (w + PAD)
+        img[y:y + h, x:x + w] = tiles[i]
+    z = np.abs(code(model, probe_x))  # (B, m)
+    s = to_numpy(model.S)
+    depth = [0] * m
+    for i in range(m):  # ancestors counted walking up (any numbering of the nodes)
+        a = i
+        while parents[a] >= 0:
+            a, depth[i] = parents[a], depth[i] + 1
+    activity = z.mean(axis=0)
+    return {
+        "count": m, "parents": parents, "depth": depth, "tile": [h, w], "source_tile": [h0, w0], "pad": PAD,
+        "cols": cols, "atlas_png": png_base64(img),
+        "activity": rounded(activity, 4), "active": rounded((z > 1e-6).mean(axis=0), 3),
+        "inhibition": rounded((z @ s).mean(axis=0), 4),
+        "matrix": matrix_payload(model, activity),
+    }
