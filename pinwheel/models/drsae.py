@@ -29,7 +29,7 @@ def rows_max_norm_(w: torch.Tensor, max_norm: float) -> None:
 
 
 class DrSAE(PinwheelModel):
-    panel_kinds = ("filter_grid", "reconstructions", "sparsity")
+    panel_kinds = ("filter_grid", "drsae_units", "interaction_matrix", "reconstructions", "sparsity")
 
     def __init__(self, config: DrSAEConfig, input_shape: tuple[int, int], n_classes: int, generator: torch.Generator):
         super().__init__(input_shape)
