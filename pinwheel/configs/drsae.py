@@ -18,6 +18,15 @@ class DrSAEConfig(Strict):
     class_weight: float = Field(1.0, ge=0, description="weight of the cross-entropy term in phase 2")
     unsupervised_steps: int = Field(2_000, ge=0, description="phase 1: reconstruction + sparsity only, "
                                     "then the classifier is added")
+    init: Literal["data", "random"] = Field(
+        "data", description="D's columns at the start: 'data' = random training inputs (unit norm), "
+        "'random' = Gaussian; E, S, b then follow ISTA on D with step η")
+    init_step: float | None = Field(None, gt=0, description="η of the ISTA initialisation E = ηDᵀ, S = I − ηDᵀD, "
+                                    "b = ηλ; None: η = 1/L, L = ‖D‖₂²")
+    encoder_lr_scale: float = Field(0.05, gt=0, le=1, description="E, S and b learn at train.lr × this (their "
+                                    "entries are ~η, far smaller than D's; at the full Adam step units die)")
+    lr_warmup_steps: int = Field(300, ge=0, description="the learning rate grows linearly from 0 over these first steps")
+    lam_warmup_steps: int = Field(0, ge=0, description="λ grows linearly from 0 to lam over these first steps")
     E_row_max: float = Field(1.25, gt=0, description="rows of E are kept at norm ≤ E_row_max/T")
     C_row_max: float = Field(5.0, gt=0, description="rows of C are kept at norm ≤ this")
 
@@ -35,7 +44,7 @@ PRESETS = [{
                    "units split into whole-digit 'categorical' units and stroke-like 'part' units.",
     "config": {
         "model": {"kind": "drsae", "units": 400, "steps": 11, "lam": 0.5, "class_weight": 5.0,
-                  "unsupervised_steps": 2000},
+                  "unsupervised_steps": 2000, "init": "data", "encoder_lr_scale": 0.05, "lr_warmup_steps": 300},
         "data": {"kind": "mnist", "source": "auto", "train_size": 8000, "test_size": 2000},
         "train": {"steps": 6000, "batch_size": 64, "lr": 2e-3},
     },

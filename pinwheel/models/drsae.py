@@ -6,10 +6,19 @@
     L = ½‖x − D z^T‖² + λ‖z^T‖₁ + [step ≥ K]·α·CE(ŷ, y)             phase 1 (unsupervised) for K steps
     constraint: rows ‖E_i‖ ≤ 1.25/T (E x is added at every one of the T steps)
 
-Initialisation from ISTA on D (science.md §1): E = Dᵀ/L, S = I − DᵀD/L, b = λ/L, so before
-training the encoder is T steps of non-negative ISTA on ½‖x − Dz‖² + λ‖z‖₁ (with E then shrunk
-to the row bound). The classifier sees only the direction of z^T, so it can only be helped by
-units whose activity pattern, not size, is class-specific: the categorical units.
+Initialisation from ISTA (science.md §1) on a data dictionary: D's columns are m random training
+inputs (plus noise of σ = 0.01 a pixel, unit norm), E = ηDᵀ, S = I − ηDᵀD, b = ηλ with η = 1/L, L = ‖D‖₂², so before
+training the encoder is T steps of non-negative ISTA on ½‖x − Dz‖² + λ‖z‖₁ and every unit is a
+prototype that wins on the inputs that resemble it. (A Gaussian D, as in `init="random"`, gives
+E x ≈ 0 against b = λ/L on digits: almost every unit starts, and stays, silent.)
+
+Learning rates: E's entries are ~η/√n ≈ 2e-4 on MNIST (η ≈ 0.006), S's off-diagonal ones ~η/2, D's
+~1/√n ≈ 0.04; one Adam step moves every entry by ~lr, so at a common lr of 2e-3 the encoder is overwritten in a few steps and ~90 % of the
+units die at once. The encoder therefore learns at lr × encoder_lr_scale, and every group's lr is
+ramped up from 0 over lr_warmup_steps (Adam's first steps are its largest relative ones); λ can be
+ramped likewise (lam_warmup_steps).
+The classifier sees only the direction of z^T, so it can only be helped by units whose activity
+pattern, not size, is class-specific: the categorical units.
 """
 from __future__ import annotations
 
@@ -31,17 +40,22 @@ def rows_max_norm_(w: torch.Tensor, max_norm: float) -> None:
 class DrSAE(PinwheelModel):
     panel_kinds = ("filter_grid", "drsae_units", "interaction_matrix", "reconstructions", "sparsity")
 
-    def __init__(self, config: DrSAEConfig, input_shape: tuple[int, int], n_classes: int, generator: torch.Generator):
+    def __init__(self, config: DrSAEConfig, input_shape: tuple[int, int], n_classes: int, generator: torch.Generator,
+                 x: torch.Tensor | None = None):
         super().__init__(input_shape)
         self.config = config
         n, m = input_shape[0] * input_shape[1], config.units
-        d = torch.randn(n, m, generator=generator)
+        if config.init == "data" and x is not None:  # D = m random training inputs, a little noise, unit columns
+            idx = torch.randint(0, x.shape[0], (m,), generator=generator)
+            d = x[idx].T.detach().cpu().float() + 0.01 * torch.randn(n, m, generator=generator)
+        else:
+            d = torch.randn(n, m, generator=generator)
         d /= d.norm(dim=0, keepdim=True)
-        L = lipschitz(d)
+        eta = config.init_step if config.init_step is not None else 1.0 / lipschitz(d)
         self.D = nn.Parameter(d)  # (n, m)
-        self.E = nn.Parameter(d.T / L)  # (m, n)
-        self.S = nn.Parameter(torch.eye(m) - d.T @ d / L)  # (m, m)
-        self.b = nn.Parameter(torch.full((m,), config.lam / L))  # (m,)
+        self.E = nn.Parameter(eta * d.T)  # (m, n)
+        self.S = nn.Parameter(torch.eye(m) - eta * (d.T @ d))  # (m, m)
+        self.b = nn.Parameter(torch.full((m,), eta * config.lam))  # (m,)
         self.C = nn.Parameter(0.01 * torch.randn(n_classes, m, generator=generator))  # (classes, m)
         self.project_()
 
@@ -61,6 +75,11 @@ class DrSAE(PinwheelModel):
     def logits(self, z: torch.Tensor) -> torch.Tensor:
         return (z / z.norm(dim=1, keepdim=True).clamp_min(1e-6)) @ self.C.T  # (B, classes)
 
+    def lam_at(self, step: int) -> float:
+        """λ, ramped linearly from 0 over the first lam_warmup_steps steps."""
+        c = self.config
+        return c.lam * min(1.0, step / c.lam_warmup_steps) if c.lam_warmup_steps else c.lam
+
     def supervised(self, step: int) -> bool:
         return step >= self.config.unsupervised_steps
 
@@ -70,13 +89,26 @@ class DrSAE(PinwheelModel):
         sparsity = z.abs().sum(dim=1).mean()
         logits = self.logits(z)
         ce = F.cross_entropy(logits, y)
-        loss = recon + self.config.lam * sparsity
+        loss = recon + self.lam_at(step) * sparsity
         if self.supervised(step):
             loss = loss + self.config.class_weight * ce
         return loss, {"reconstruction": recon.detach(), "sparsity": sparsity.detach(), "cross_entropy": ce.detach(),
                       "train_error": (logits.argmax(1) != y).float().mean().detach(),
                       "active_fraction": (z > 0).float().mean().detach(),
                       "supervised": torch.tensor(float(self.supervised(step)))}
+
+    def make_optimizer(self, lr: float, kind: str = "adam") -> torch.optim.Optimizer:
+        """Two groups: the encoder (E, S, b) at lr × encoder_lr_scale, the decoder D and classifier C at lr."""
+        enc = self.config.encoder_lr_scale
+        groups = [{"params": [self.E, self.S, self.b], "lr": lr * enc, "base_lr": lr * enc},
+                  {"params": [self.D, self.C], "lr": lr, "base_lr": lr}]
+        return torch.optim.SGD(groups, lr=lr, momentum=0.9) if kind == "sgd" else torch.optim.Adam(groups, lr=lr)
+
+    def train_step(self, x, y, step: int, optimizer: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
+        warm = self.config.lr_warmup_steps
+        for group in optimizer.param_groups:
+            group["lr"] = group["base_lr"] * (min(1.0, (step + 1) / warm) if warm else 1.0)
+        return super().train_step(x, y, step, optimizer)
 
     @torch.no_grad()
     def project_(self) -> None:
@@ -106,4 +138,4 @@ class DrSAE(PinwheelModel):
 def build(config: DrSAEConfig, dataset, generator: torch.Generator) -> DrSAE:
     if dataset.y is None or not dataset.n_classes:
         raise ValueError("data.kind: DrSAE needs labelled data (mnist, fashion_mnist or sklearn_digits)")
-    return DrSAE(config, dataset.shape, dataset.n_classes, generator)
+    return DrSAE(config, dataset.shape, dataset.n_classes, generator, x=dataset.x)

@@ -163,3 +163,53 @@ def test_unit_types_label_each_unit():
     assert labels[3:] == ["dead"] * 3
     assert out["stats"]["growth"][2] == pytest.approx(1.0) and out["stats"]["growth"][0] == pytest.approx(0.0)
     assert sum(out["counts"].values()) == 6
+
+
+def test_drsae_data_initialisation_is_nonnegative_ista_on_training_digits():
+    from pinwheel import inference
+    g = torch.Generator().manual_seed(3)
+    x = torch.rand(50, 12)
+    cfg = DrSAEConfig(units=8, steps=6, lam=0.05)
+    model = DrSAE(cfg, (3, 4), 2, torch.Generator().manual_seed(0), x=x).double()
+    D = model.D.detach()
+    torch.testing.assert_close(D.norm(dim=0), torch.ones(8, dtype=torch.double))
+    # every column is one of the training inputs, up to the σ = 0.01 noise and the normalisation
+    cos = (torch.nn.functional.normalize(x.double(), dim=1) @ D).max(dim=0).values
+    assert (cos > 0.99).all()
+    eta = 1.0 / inference.lipschitz(D)
+    torch.testing.assert_close(model.E.detach(), eta * D.T)
+    torch.testing.assert_close(model.S.detach(), torch.eye(8, dtype=torch.double) - eta * D.T @ D)
+    torch.testing.assert_close(model.b.detach(), torch.full((8,), eta * cfg.lam, dtype=torch.double))
+    # so the encoder at initialisation is T steps of non-negative ISTA on ½‖x − Dz‖² + λ‖z‖₁, step 1/L
+    xb = torch.rand(5, 12, generator=g, dtype=torch.double)
+    with torch.no_grad():
+        torch.testing.assert_close(model.encode(xb), inference.ista(xb, D, cfg.lam, cfg.steps, nonneg=True))
+    assert (model.encode(xb) > 0).any(dim=0).all()  # no unit starts dead
+    # a random dictionary instead, and an explicit ISTA step η
+    rnd = DrSAE(DrSAEConfig(units=8, steps=6, init="random", init_step=0.05), (3, 4), 2,
+                torch.Generator().manual_seed(0), x=x)
+    assert (torch.nn.functional.normalize(x, dim=1) @ rnd.D.detach()).max() < 0.99
+    torch.testing.assert_close(rnd.E.detach(), 0.05 * rnd.D.detach().T)
+
+
+def test_drsae_encoder_learning_rate_scale_and_warmups():
+    cfg = DrSAEConfig(units=4, steps=2, encoder_lr_scale=0.1, lr_warmup_steps=4, lam=0.8, lam_warmup_steps=10,
+                      unsupervised_steps=0)
+    model = DrSAE(cfg, (2, 2), 2, torch.Generator().manual_seed(0), x=torch.rand(20, 4))
+    opt = model.make_optimizer(1e-2)
+    enc, dec = opt.param_groups
+    assert {id(p) for p in enc["params"]} == {id(model.E), id(model.S), id(model.b)}
+    assert {id(p) for p in dec["params"]} == {id(model.D), id(model.C)}
+    x, y = torch.rand(6, 4), torch.tensor([0, 1, 0, 1, 0, 1])
+    seen = []
+    for step in range(6):
+        model.train_step(x, y, step, opt)
+        seen.append((enc["lr"], dec["lr"]))
+    expected = [(1e-3 * k / 4, 1e-2 * k / 4) for k in (1, 2, 3, 4, 4, 4)]
+    for (a, b), (ea, eb) in zip(seen, expected):
+        assert a == pytest.approx(ea) and b == pytest.approx(eb)
+    assert [model.lam_at(s) for s in (0, 5, 10, 20)] == pytest.approx([0.0, 0.4, 0.8, 0.8])
+    # the λ in the loss is the ramped one: at step 0 the loss has no sparsity term at all
+    model.C.data.zero_()  # CE = log 2 exactly
+    loss, terms = model.loss(x, y, step=0)
+    torch.testing.assert_close(loss, terms["reconstruction"] + cfg.class_weight * torch.log(torch.tensor(2.0)))
