@@ -79,3 +79,131 @@ def test_orientation_of_gratings_and_a_pinwheel_with_its_handedness():
     smooth = np.mod(np.mgrid[0:n, 0:n][1] * np.pi / n, np.pi)
     rng = np.random.default_rng(0)
     assert topographic_map.smoothness(smooth) > 0.7 > topographic_map.smoothness(rng.uniform(0, np.pi, (n, n)))
+
+
+# ---- tree_inhibition, interaction_matrix, drsae_units, atlas size, reuse of slow kinds ----------
+
+from pinwheel.analysis import unit_types  # noqa: E402
+from pinwheel.configs import preset_by_id  # noqa: E402
+from pinwheel.panels import MIN_INTERVAL  # noqa: E402
+from pinwheel.panels import filter_grid as filter_grid_panel  # noqa: E402
+
+
+def preset_model(preset: str, override: dict, steps: int = 0):
+    cfg = RunConfig.model_validate(deep_merge(preset_by_id(preset)["config"], override))
+    ds = build_dataset(cfg.data, 0)
+    g = torch.Generator().manual_seed(0)
+    model = build_model(cfg.model, ds, g)
+    opt = model.make_optimizer(cfg.train.lr)
+    for s in range(steps):
+        x, y = ds.batch(32, g)
+        model.train_step(x, y, s, opt)
+    model.eval()
+    return model, *ds.probe(64)
+
+
+def test_tree_inhibition_shows_the_model_s_in_tree_order_with_the_mask():
+    model, x, y = preset_model("lateral-tree", {"data": {"pool_size": 1000}, "model": {"inference_steps": 10}}, steps=3)
+    panels = produce_panels(model, x, y)
+    assert "tree_inhibition" in panels and "interaction_matrix" not in panels  # S is shown once, with the tree
+    json.dumps(panels)
+    p = panels["tree_inhibition"]
+    m = model.config.units
+    assert p["parents"] == model.parents.tolist() and p["count"] == m
+    assert p["depth"][0] == 0 and max(p["depth"]) == model.config.mask.depth - 1
+    s = model.S.numpy()
+    mat = p["matrix"]
+    order = mat["order"]
+    assert sorted(order) == list(range(m)) and order[0] == 0 and order[1] == 1 and order[2] == 4  # depth first
+    assert [b[1] for b in mat["blocks"]] == [13, 13, 13]  # three subtrees under the root
+    img = png(mat["png"]).astype(float)
+    np.testing.assert_allclose(img / 255 * mat["scale"], s[np.ix_(order, order)], atol=mat["scale"] / 255 + 1e-6)
+    assert mat["scale"] == pytest.approx(float(s.max()), rel=1e-4) and not mat["signed"]
+    mask = png(mat["mask_png"]) > 0
+    np.testing.assert_array_equal(mask, model.mask.numpy()[np.ix_(order, order)])
+    assert not mask[0].any()  # the root is on every branch: it inhibits nobody
+    z = model.encode(x).abs().numpy()
+    np.testing.assert_allclose(p["activity"], z.mean(axis=0), atol=1e-3)
+    np.testing.assert_allclose(p["inhibition"], (z @ s).mean(axis=0), atol=1e-3)
+    atlas = png(p["atlas_png"])
+    assert atlas.shape == (1 + 6 * 9, 1 + 7 * 9) and len(np.unique(atlas)) > 30  # 40 tiles of 8×8: 7 a row, 6 rows
+
+
+def test_interaction_matrix_of_drsae_is_signed_and_shows_the_most_active_units():
+    model, x, y = preset_model("drsae-mnist", {"data": {"kind": "sklearn_digits", "train_size": 1200, "test_size": 300},
+                                               "model": {"units": 100, "steps": 4}}, steps=3)
+    p = produce_panels(model, x, y)["interaction_matrix"]
+    s = model.S.detach().numpy()
+    z = model.encode(x).detach().numpy()
+    assert p["signed"] and p["units"] == 100 and p["shown"] == 64 and "most active" in p["selection"]
+    top = set(np.argsort(-z.mean(axis=0), kind="stable")[:64].tolist())
+    assert set(p["order"]) == top and p["order"] == sorted(p["order"])
+    sub = s[np.ix_(p["order"], p["order"])]
+    off = ~np.eye(64, dtype=bool)
+    assert p["scale"] == pytest.approx(float(np.abs(sub[off]).max()), rel=1e-4)
+    vals = (png(p["png"]).astype(float) - 127.5) / 127.5 * p["scale"]
+    np.testing.assert_allclose(vals[off], sub[off], atol=p["scale"] / 127 + 1e-6)
+    assert p["diag_mean"] == pytest.approx(float(np.diag(s).mean()), abs=1e-4)
+
+
+def test_drsae_units_match_the_unit_type_analysis():
+    model, x, y = preset_model("drsae-mnist", {"data": {"kind": "sklearn_digits", "train_size": 1200, "test_size": 300},
+                                               "model": {"units": 100, "steps": 5, "unsupervised_steps": 0}}, steps=20)
+    p = produce_panels(model, x, y)["drsae_units"]
+    json.dumps(p)
+    ref = unit_types.split(model, x, y, 10)
+    assert p["counts"] == ref["counts"] and sum(p["counts"].values()) == 100 and p["labels_from"] == "data"
+    codes = {"dead": 0, "part": 1, "categorical": 2}
+    assert p["kinds"] == [codes[str(k)] for k in ref["labels"]]
+    np.testing.assert_allclose(p["selectivity"], ref["stats"]["selectivity"], atol=6e-3)
+    traj = [t.detach().numpy() for t in model.trajectory(x)]
+    assert p["steps"] == 5 and len(p["buildup"]["part"]["mean"]) == 5
+    part = ref["labels"] == "part"
+    if part.any():
+        np.testing.assert_allclose(p["buildup"]["part"]["mean"], [t[:, part].mean() for t in traj], atol=1e-4)
+        assert p["buildup"]["part"]["relative"][-1] == pytest.approx(1.0)
+    cols = png(p["columns_png"])
+    th, tw = p["tile"]
+    assert (th, tw) == (8, 8) and cols.shape == (1 + 2 * 9, 1 + 12 * 9)
+    for row, units in enumerate(p["columns"]):
+        assert all(ref["labels"][u] == ("categorical", "part")[row] for u in units)
+        for k, u in enumerate(units):  # the tile is unit u's decoder column, contrast-normalised
+            tile = cols[1 + row * 9:1 + row * 9 + 8, 1 + k * 9:1 + k * 9 + 8].astype(float)
+            d = model.D.detach().numpy()[:, u].reshape(8, 8)
+            assert np.corrcoef(tile.ravel(), d.ravel())[0, 1] > 0.99
+    p_unlabelled = produce_panels(model, x, None)["drsae_units"]
+    assert p_unlabelled["labels_from"] == "predicted"
+
+
+def test_big_filter_banks_are_shrunk_to_keep_frames_small():
+    model, x, y = preset_model("drsae-mnist", {"model": {"units": 400, "steps": 3}}, steps=0)
+    panels = produce_panels(model, x, y)
+    fg = panels["filter_grid"]
+    assert fg["source_tile"] == [28, 28] and fg["tile"] == [9, 9] and fg["count"] == 400
+    img = png(fg["atlas_png"])
+    assert img.shape == (fg["size"][1], fg["size"][0]) == (1 + 20 * 10, 1 + 20 * 10)
+    for i in range(400):  # per-filter contrast survives shrinking: every tile reaches black or white
+        r, c = divmod(i, 20)
+        tile = img[1 + r * 10:10 + r * 10, 1 + c * 10:10 + c * 10].astype(int)
+        assert max(tile.max() - 128, 128 - tile.min()) >= 120
+    assert len(json.dumps(fg)) < 45_000 and len(json.dumps(panels)) < 70_000
+    small = filter_grid_panel.tile_size(256, 12, 12)
+    assert small == (12, 12)  # the 256-unit 12×12 bank is drawn at full size
+
+
+def test_slow_kinds_are_reused_within_their_interval_and_marked():
+    model, x, y = preset_model("lateral-tree", {"data": {"pool_size": 1000}, "model": {"inference_steps": 5}})
+    t = [100.0]
+    first = produce_panels(model, x, y, step=10, clock=lambda: t[0])
+    assert "as_of_step" not in first["tree_inhibition"]
+    with torch.no_grad():
+        model.W_d.mul_(-1)  # a visible change
+    t[0] += MIN_INTERVAL["tree_inhibition"] / 2
+    second = produce_panels(model, x, y, step=20, clock=lambda: t[0])
+    assert second["tree_inhibition"]["as_of_step"] == 10
+    assert second["tree_inhibition"]["atlas_png"] == first["tree_inhibition"]["atlas_png"]
+    assert second["filter_grid"]["atlas_png"] != first["filter_grid"]["atlas_png"]  # fast kinds every frame
+    t[0] += MIN_INTERVAL["tree_inhibition"]
+    third = produce_panels(model, x, y, step=30, clock=lambda: t[0])
+    assert "as_of_step" not in third["tree_inhibition"]
+    assert third["tree_inhibition"]["atlas_png"] != first["tree_inhibition"]["atlas_png"]
