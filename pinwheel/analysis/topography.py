@@ -194,7 +194,8 @@ def depths(parents) -> np.ndarray:
 
 
 def branch_similarity(filters: np.ndarray, parents) -> dict[str, float]:
-    """Mean |cos| between flattened filters: pairs on one branch vs pairs on different branches."""
+    """Mean |cos| between flattened filters, and mean cos 2Δθ of their orientations: pairs on one
+    branch (ancestor/descendant) vs pairs on different branches."""
     f = np.asarray(filters, dtype=np.float64).reshape(len(filters), -1)
     f = f / (np.linalg.norm(f, axis=1, keepdims=True) + 1e-12)
     sim = np.abs(f @ f.T)
@@ -202,7 +203,11 @@ def branch_similarity(filters: np.ndarray, parents) -> dict[str, float]:
     across = ~branch & ~np.eye(len(f), dtype=bool)
     within_v = float(sim[branch].mean()) if branch.any() else float("nan")
     across_v = float(sim[across].mean()) if across.any() else float("nan")
-    return {"within": within_v, "across": across_v, "ratio": within_v / max(across_v, 1e-12)}
+    theta = unit_properties(np.asarray(filters)).theta
+    ori = np.cos(2 * (theta[:, None] - theta[None, :]))  # orientation agreement, 1 same, −1 orthogonal
+    return {"within": within_v, "across": across_v, "ratio": within_v / max(across_v, 1e-12),
+            "orientation_within": float(ori[branch].mean()) if branch.any() else float("nan"),
+            "orientation_across": float(ori[across].mean()) if across.any() else float("nan")}
 
 
 def depth_profile(filters: np.ndarray, parents) -> dict[str, list[float]]:

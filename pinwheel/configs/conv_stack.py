@@ -66,15 +66,15 @@ class ConvStackConfig(Strict):
 CONV_STACK_PRESET = {
     "id": "conv-stack",
     "title": "Convolutional group-sparse stack",
-    "description": "Two convolutional group-sparse auto-encoders trained greedily on digits: layer 1 learns "
+    "description": "Two convolutional group-sparse auto-encoders trained greedily on scikit-learn's 8×8 digits: layer 1 learns "
                    "stroke detectors whose groups of 4 maps become an L2-pooling layer; layer 2 learns on the "
                    "pooled maps. The frozen stack feeds a linear probe, reported next to a raw-pixel probe.",
     "config": {
         "model": {"kind": "conv_stack", "steps_per_layer": 1500, "lam_warmup_steps": 200,
-                  "layers": [{"maps": 16, "kernel": 7, "groups": {"kind": "blocks_1d", "size": 4},
-                              "neighbourhood": 3, "lam": 0.1, "pool_stride": 2},
+                  "layers": [{"maps": 16, "kernel": 5, "groups": {"kind": "blocks_1d", "size": 4},
+                              "neighbourhood": 1, "lam": 0.01, "pool_stride": 1},
                              {"maps": 32, "kernel": 3, "groups": {"kind": "blocks_1d", "size": 4},
-                              "neighbourhood": 3, "lam": 0.1, "pool_stride": 2}]},
+                              "neighbourhood": 3, "lam": 0.01, "pool_stride": 2}]},
         "data": {"kind": "sklearn_digits", "train_size": 1400, "test_size": 397},
         "train": {"steps": 3000, "batch_size": 64, "lr": 3e-3},
     },

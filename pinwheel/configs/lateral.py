@@ -90,8 +90,8 @@ LATERAL_TREE_PRESET = {
                    "inhibits all but its own branch, so filters along a branch are alike, coarse at the root "
                    "and refined towards the leaves (Gregor, Szlam & LeCun 2011).",
     "config": {
-        "model": {"kind": "lateral", "units": 40, "lam": 0.3, "mask": {"kind": "tree", "branching": 3, "depth": 4},
-                  "beta": 0.05, "row_sum": 0.5, "learn_S": True, "s_lr": 0.05, "inference_steps": 60},
+        "model": {"kind": "lateral", "units": 40, "lam": 0.2, "mask": {"kind": "tree", "branching": 3, "depth": 4},
+                  "beta": 1.0, "row_sum": 20.0, "learn_S": True, "s_lr": 0.05, "inference_steps": 60},
         "data": {"kind": "natural_patches", "patch_size": 8, "pool_size": 20000},
         "train": {"steps": 3000, "batch_size": 128, "lr": 3e-3},
     },
@@ -105,7 +105,7 @@ LATERAL_2D_PRESET = {
                    "topographic map of orientation and position forms — the mirror image of group sparsity.",
     "config": {
         "model": {"kind": "lateral", "units": 256, "lam": 0.3, "mask": {"kind": "grid", "radius": 1.5, "wrap": True},
-                  "beta": 0.05, "row_sum": 2.0, "learn_S": False, "inference_steps": 60},
+                  "beta": 0.5, "row_sum": 60.0, "learn_S": False, "inference_steps": 60},
         "data": {"kind": "natural_patches", "patch_size": 10, "pool_size": 20000},
         "train": {"steps": 3000, "batch_size": 128, "lr": 3e-3},
     },

@@ -54,12 +54,12 @@ PINWHEELS_PRESET = {
     "id": "pinwheels-local",
     "title": "Pin-wheels: local filters without weight sharing",
     "description": "Whole 32×32 whitened images; a 25×25 grid of units, each with its own 8×8 receptive field "
-                   "and no shared weights, trained with group sparsity over 3×3 grid neighbourhoods (after "
+                   "and no shared weights, trained with group sparsity over Gaussian 5×5 grid neighbourhoods (after "
                    "Gregor & LeCun 2010): orientation preference changes smoothly across the grid around "
                    "pin-wheels.",
     "config": {
-        "model": {"kind": "local_filters", "receptive_field": 8, "stride": 1, "pool": 3, "pool_sigma": 1.0,
-                  "lam": 0.2, "lam_warmup_steps": 300},
+        "model": {"kind": "local_filters", "receptive_field": 8, "stride": 1, "pool": 5, "pool_sigma": 1.5,
+                  "lam": 2.0, "lam_warmup_steps": 1000},
         "data": {"kind": "natural_images", "image_size": 32, "pool_size": 5000},
         "train": {"steps": 4000, "batch_size": 32, "lr": 3e-3},
     },
