@@ -80,7 +80,7 @@ def train(config: RunConfig, callbacks: Callbacks, *, resume: dict | None = None
         model.eval()
         with torch.no_grad():
             metrics.update(model.frame_metrics(dataset))
-            panels = produce_panels(model, probe_x, probe_y, step=step)
+            panels = produce_panels(model, probe_x, probe_y, step=step, fresh=step >= tc.steps)
         model.train()
         callbacks.on_frame({"step": step, "total_steps": tc.steps,
                             "wall_time": round(elapsed_before + time.monotonic() - start, 4),

@@ -39,9 +39,10 @@ _WANTS_LABELS = {k for k, f in PANELS.items() if "probe_y" in inspect.signature(
 _last: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()  # model → {kind: (clock, step, payload)}
 
 
-def produce_panels(model, probe_x, probe_y=None, *, step: int | None = None, clock=time.monotonic) -> dict[str, dict]:
+def produce_panels(model, probe_x, probe_y=None, *, step: int | None = None, fresh: bool = False,
+                   clock=time.monotonic) -> dict[str, dict]:
     """Every panel of the model for one frame. `step` (the frame's step) enables reuse of the slow
-    kinds between their intervals; without it every kind is computed."""
+    kinds between their intervals; without it, or with `fresh` (a run's last frame), every kind is computed."""
     now = clock()
     last = _last.setdefault(model, {})
     out = {}
@@ -50,7 +51,7 @@ def produce_panels(model, probe_x, probe_y=None, *, step: int | None = None, clo
             continue
         prev = last.get(kind)
         interval = MIN_INTERVAL.get(kind)
-        if step is not None and interval and prev is not None and now - prev[0] < interval and prev[1] < step:
+        if step is not None and not fresh and interval and prev is not None and now - prev[0] < interval and prev[1] < step:
             out[kind] = {**prev[2], "as_of_step": prev[1]}
             continue
         payload = PANELS[kind](model, probe_x, probe_y) if kind in _WANTS_LABELS else PANELS[kind](model, probe_x)

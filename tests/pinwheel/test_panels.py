@@ -203,6 +203,8 @@ def test_slow_kinds_are_reused_within_their_interval_and_marked():
     assert second["tree_inhibition"]["as_of_step"] == 10
     assert second["tree_inhibition"]["atlas_png"] == first["tree_inhibition"]["atlas_png"]
     assert second["filter_grid"]["atlas_png"] != first["filter_grid"]["atlas_png"]  # fast kinds every frame
+    last = produce_panels(model, x, y, step=25, fresh=True, clock=lambda: t[0])  # a run's last frame
+    assert "as_of_step" not in last["tree_inhibition"]
     t[0] += MIN_INTERVAL["tree_inhibition"]
     third = produce_panels(model, x, y, step=30, clock=lambda: t[0])
     assert "as_of_step" not in third["tree_inhibition"]

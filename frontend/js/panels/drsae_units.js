@@ -77,6 +77,7 @@ export async function render(state, p) {
   const all = curves.flatMap(([k]) => p.buildup[k].relative.map((v) => v ?? 0));
   const top = Math.max(1.05, ...all);
   for (const [k, code] of curves) {
+    if (!p.counts[k]) continue; // no unit of this kind: no curve
     const ys = p.buildup[k].relative;
     ctx.strokeStyle = rgb(COLOURS[code]);
     ctx.lineWidth = 2;
