@@ -159,7 +159,7 @@ def streaming_cost(redis_url: str, segments: int = 8, segment_steps: int = 150) 
             if on and now - last >= 0.2:  # 5 frames/s, as the worker publishes them
                 model.eval()
                 with torch.no_grad():
-                    panels = produce_panels(model, probe)
+                    panels = produce_panels(model, probe, step=step)  # as the worker: slow kinds reused within their interval
                 model.train()
                 client.xadd("bench:stream", {"type": "frame", "data": json.dumps(
                     {"step": step, "time": time.time(), "metrics": {}, "panels": panels})}, maxlen=100, approximate=True)
