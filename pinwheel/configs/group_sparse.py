@@ -93,7 +93,7 @@ TOPOGRAPHIC_PRESET = {
     "description": "256 units on a 16×16 torus with overlapping Gaussian pools (after Kavukcuoglu et al. "
                    "2009): localised edge filters whose orientation and position change smoothly across the grid.",
     "config": {
-        "model": {"kind": "group_sparse", "units": 256, "lam": 0.5, "lam_warmup_steps": 3000,
+        "model": {"kind": "group_sparse", "units": 256, "lam": 0.3, "lam_warmup_steps": 3000,
                   "groups": {"kind": "torus_2d", "pool": 5, "stride": 1, "gaussian_sigma": 1.5}},
         "data": {"kind": "natural_patches", "patch_size": 12},
         "train": {"steps": 15000, "batch_size": 256, "lr": 3e-3},
