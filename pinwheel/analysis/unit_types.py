@@ -7,6 +7,10 @@ Per hidden unit i, from the trajectories z¹…z^T on labelled inputs and the de
                 (does the decoder column look like a whole digit of one class?);
 - growth       g_i = 1 − Σ_x z_i¹ / Σ_x z_i^T, the share of the final activity built up by the
                 recurrence after the first step (0: driven directly by the input, 1: only by S).
+- lateral share  ℓ_i = Σ [z_i^t > 0]·(Σ_{j≠i} S_ij z_j^{t−1})₊ / Σ [z_i^t > 0]·((E x)_i₊ + (Σ_{j≠i} S_ij z_j^{t−1})₊),
+                sums over inputs and t = 2…T: the share of the unit's excitation, while it is active, that
+                comes from other units rather than from the input (S_ii z_i, self-integration, excluded).
+                Growth counts self-integration too; ℓ isolates "built up through interactions".
 A unit is *categorical* when it is class-selective and its activity builds up over the iterations
 (s ≥ 0.5 and g ≥ 0.5), or class-selective with a prototype-like decoder column (s ≥ 0.5, p ≥ 0.5);
 other live units are *part* units; units never active on the inputs are *dead*.
@@ -37,7 +41,17 @@ def unit_statistics(model, x: torch.Tensor, y: torch.Tensor, n_classes: int = 10
     prototype = cos.max(axis=0)
     s1, sT = z1.sum(axis=0), zT.sum(axis=0)
     growth = np.where(sT > 0, 1 - s1 / np.where(sT > 0, sT, 1), 0.0)
-    return {"selectivity": selectivity, "prototype": prototype, "growth": growth, "live": live,
+    S = model.S.detach()
+    S_off = S - torch.diag(torch.diag(S))
+    drive = (x @ model.E.detach().T).clamp_min(0)  # (N, m): (E x)₊
+    from_input = from_units = torch.zeros(S.shape[0], dtype=S.dtype, device=S.device)
+    for t in range(1, len(traj)):
+        active = (traj[t] > 0).to(S.dtype)
+        from_input = from_input + (drive * active).sum(0)
+        from_units = from_units + ((traj[t - 1] @ S_off.T).clamp_min(0) * active).sum(0)
+    total_exc = (from_input + from_units).cpu().double().numpy()
+    lateral = np.where(total_exc > 0, from_units.cpu().double().numpy() / np.where(total_exc > 0, total_exc, 1), 0.0)
+    return {"selectivity": selectivity, "prototype": prototype, "growth": growth, "lateral_share": lateral, "live": live,
             "preferred_class": a.argmax(axis=0), "mean_activity": zT.mean(axis=0)}
 
 
@@ -54,5 +68,5 @@ def split(model, x: torch.Tensor, y: torch.Tensor, n_classes: int = 10) -> dict:
     labels = label_units(stats)
     counts = {k: int((labels == k).sum()) for k in ("categorical", "part", "dead")}
     means = {f"{k}_{name}": float(stats[name][labels == k].mean()) if counts[k] else float("nan")
-             for k in ("categorical", "part") for name in ("selectivity", "prototype", "growth")}
+             for k in ("categorical", "part") for name in ("selectivity", "prototype", "growth", "lateral_share")}
     return {"labels": labels, "stats": stats, "counts": counts, "means": means}

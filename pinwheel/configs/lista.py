@@ -28,10 +28,10 @@ PRESETS = [{
     "id": "lista-vs-fista",
     "title": "LISTA vs FISTA on natural patches",
     "description": "A dictionary learned by sparse coding on whitened 8×8 patches, and a 5-step learned encoder "
-                   "(Gregor & LeCun 2010) trained to match FISTA: its energy against FISTA's after as many "
+                   "(Gregor & LeCun 2010) trained on the energy itself: its energy against FISTA's after as many "
                    "iterations, frame by frame.",
     "config": {
-        "model": {"kind": "lista", "units": 128, "lam": 0.5, "steps": 5, "fista_steps": 200,
+        "model": {"kind": "lista", "units": 128, "lam": 0.5, "steps": 5, "target": "energy", "fista_steps": 200,
                   "dictionary_steps": 1500},
         "data": {"kind": "natural_patches", "patch_size": 8},
         "train": {"steps": 4000, "batch_size": 128, "lr": 1e-3},

@@ -162,6 +162,13 @@ def test_unit_types_label_each_unit():
     assert labels[2] == "categorical"  # class-0 only, all its activity arrives after step 1
     assert labels[3:] == ["dead"] * 3
     assert out["stats"]["growth"][2] == pytest.approx(1.0) and out["stats"]["growth"][0] == pytest.approx(0.0)
+    # unit 2's excitation comes only from unit 0 through S, units 0 and 1 only from the input
+    assert out["stats"]["lateral_share"][:3].tolist() == pytest.approx([0.0, 0.0, 1.0])
+    # a self-connection integrates the input over t (growth > 0) but is not lateral excitation
+    with torch.no_grad():
+        model.S[0, 0] = 0.5
+    again = unit_types.unit_statistics(model, x, y, n_classes=2)
+    assert again["growth"][0] == pytest.approx(1 - 1 / (1 + 0.5 + 0.25)) and again["lateral_share"][0] == 0.0
     assert sum(out["counts"].values()) == 6
 
 
