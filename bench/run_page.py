@@ -6,16 +6,21 @@
 2. scrubbing: a 2,000-frame run (real panel payloads of that model, stored directly) — jump the
    timeline to random steps and time until every panel has drawn that step; p50/p95.
 3. streaming cost on the training loop: one training run whose segments alternate between
-   streaming on (5 frames/s: panels produced, JSON-encoded and XADDed to Redis) and off; ratio
-   of steps/s on to off.
+   streaming off, streaming as pinwheel.train does it (snapshot on the loop, panels + JSON + XADD
+   to Redis on the FrameStreamer thread) and the old inline way, 5 frames/s; ratios of steps/s
+   on to off. Stored under `streaming`, or `streaming_omp_num_threads_1` when run with
+   OMP_NUM_THREADS=1 (one torch thread; the other core is free for the streamer).
 4. payload bytes per frame (the JSON of all panels, and of filter_grid alone) of the run in 1.
 
-    PYTHONPATH=. python bench/run_page.py [--seconds 20] [--scrubs 60]
+    PYTHONPATH=. python bench/run_page.py [--seconds 20] [--scrubs 60] [--streaming-only]
+
+--streaming-only runs part 3 alone and updates that entry of the results file.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import shutil
 import tempfile
@@ -32,6 +37,7 @@ from pinwheel.configs import RunConfig, deep_merge, preset_by_id
 from pinwheel.data import build_dataset
 from pinwheel.models import build_model
 from pinwheel.panels import produce_panels
+from pinwheel.train import FrameStreamer
 from tests import services
 from tests.conftest import CHROMIUM_ARGS
 
@@ -135,41 +141,78 @@ def scrubbing(page, url: str, run_id: str, scrubs: int) -> dict:
             "scrub_ms_max": pct(times, 100)}
 
 
-def streaming_cost(redis_url: str, segments: int = 8, segment_steps: int = 150) -> dict:
-    """One training run; segments alternate streaming on / off (order ABBA... to cancel drift)."""
-    torch.set_num_threads(1)
+class _Publisher:
+    """The worker's frame callbacks, minus the run bookkeeping: JSON-encode and XADD each frame."""
+
+    def __init__(self, client):
+        self.client, self.frames = client, 0
+
+    def on_frame(self, frame: dict) -> None:
+        self.client.xadd("bench:stream", {"type": "frame", "data": json.dumps(frame)}, maxlen=100, approximate=True)
+        self.frames += 1
+
+    def should_stop(self) -> bool:
+        return False
+
+    def on_checkpoint(self, state: dict, weights: dict) -> None:
+        raise AssertionError("the bench never checkpoints")
+
+
+def streaming_cost(redis_url: str, rounds: int = 4, segment_steps: int = 300) -> dict:
+    """One training run whose segments are: streaming off; streaming as pinwheel.train does it (a
+    snapshot + queue put on the loop, panels and publishing on the FrameStreamer thread); and the
+    old inline way (panels produced, JSON-encoded and XADDed by the loop itself), each at 5 frames/s.
+    Order off, bg, inline, inline, bg, off per round, to cancel drift. A streaming segment ends by
+    waiting for its last frame to be published, inside its timing (its whole cost stays in it)."""
     cfg = RunConfig.model_validate(deep_merge(preset_by_id("topographic-natural")["config"], {"data": {"pool_size": 5000}}))
     ds = build_dataset(cfg.data, 0)
     g = torch.Generator().manual_seed(0)
     model = build_model(cfg.model, ds, g)
     opt = model.make_optimizer(cfg.train.lr)
     probe = ds.probe(256)[0]
-    client = redis.Redis.from_url(redis_url)
-    rate = {True: [], False: []}
-    step = 0
-    pattern = [True, False, False, True] * (segments // 4)
-    frames = 0
-    for on in pattern:
-        last = t0 = time.perf_counter()
-        for _ in range(segment_steps):
-            x, y = ds.batch(cfg.train.batch_size, g)
-            model.train_step(x, y, step, opt)
-            step += 1
-            now = time.perf_counter()
-            if on and now - last >= 0.2:  # 5 frames/s, as the worker publishes them
-                model.eval()
-                with torch.no_grad():
-                    panels = produce_panels(model, probe, step=step)  # as the worker: slow kinds reused within their interval
-                model.train()
-                client.xadd("bench:stream", {"type": "frame", "data": json.dumps(
-                    {"step": step, "time": time.time(), "metrics": {}, "panels": panels})}, maxlen=100, approximate=True)
-                frames += 1
-                last = time.perf_counter()
-        rate[on].append(segment_steps / (time.perf_counter() - t0))
-    on_rate, off_rate = float(np.mean(rate[True])), float(np.mean(rate[False]))
-    return {"steps_per_s_streaming": round(on_rate, 2), "steps_per_s_not_streaming": round(off_rate, 2),
-            "throughput_ratio_on_off": round(on_rate / off_rate, 4), "cost_percent": round(100 * (1 - on_rate / off_rate), 2),
-            "frames_streamed": frames, "batch_size": cfg.train.batch_size}
+    publisher = _Publisher(redis.Redis.from_url(redis_url))
+    streamer = FrameStreamer(model, probe, None, publisher)
+    rate: dict[str, list[float]] = {"off": [], "background": [], "inline": []}
+    loop_ms: dict[str, list[float]] = {"background": [], "inline": []}  # what one frame costs the loop
+    for step in range(200):  # warm-up, not timed: first steps run slow (allocations, caches)
+        x, y = ds.batch(cfg.train.batch_size, g)
+        model.train_step(x, y, step, opt)
+    step = 200
+    try:
+        for mode in ["off", "background", "inline", "inline", "background", "off"] * rounds:
+            last = t0 = time.perf_counter()
+            for _ in range(segment_steps):
+                x, y = ds.batch(cfg.train.batch_size, g)
+                model.train_step(x, y, step, opt)
+                step += 1
+                now = time.perf_counter()
+                if mode != "off" and now - last >= 0.2:  # 5 frames/s, as the worker publishes them
+                    if mode == "background":
+                        head = {"step": step, "total_steps": 0, "wall_time": 0.0, "metrics": {}}
+                        streamer.submit(head, streamer.snapshot(model, opt, g, step, 0.0), fresh=False)
+                    else:
+                        model.eval()
+                        with torch.no_grad():
+                            panels = produce_panels(model, probe, step=step)  # slow kinds reused, as the worker
+                        model.train()
+                        publisher.on_frame({"step": step, "time": time.time(), "metrics": {}, "panels": panels})
+                    last = time.perf_counter()
+                    loop_ms[mode].append(1000 * (last - now))
+            if mode == "background":
+                streamer.drain()
+            rate[mode].append(segment_steps / (time.perf_counter() - t0))
+    finally:
+        streamer.close()
+    off = float(np.mean(rate["off"]))
+    out = {"torch_threads": torch.get_num_threads(), "batch_size": cfg.train.batch_size,
+           "steps_per_s_not_streaming": round(off, 2), "frames_streamed": publisher.frames}
+    for mode, name in (("background", "streaming"), ("inline", "inline_streaming")):
+        on = float(np.mean(rate[mode]))
+        out[f"steps_per_s_{name}"] = round(on, 2)
+        out[f"{name}_throughput_ratio_on_off"] = round(on / off, 4)
+        out[f"{name}_cost_percent"] = round(100 * (1 - on / off), 2)
+        out[f"{name}_loop_ms_per_frame_p50"] = pct(loop_ms[mode], 50)
+    return out
 
 
 def main() -> None:
@@ -177,7 +220,22 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=20)
     parser.add_argument("--scrubs", type=int, default=60)
     parser.add_argument("--frames", type=int, default=2000)
+    parser.add_argument("--streaming-only", action="store_true")
     args = parser.parse_args()
+    key = "streaming_omp_num_threads_1" if os.environ.get("OMP_NUM_THREADS") == "1" else "streaming"
+    if args.streaming_only:
+        tmp = Path(tempfile.mkdtemp(prefix="pinwheel-bench-"))
+        redis_proc, redis_url = services.start_redis(tmp / "redis")
+        try:
+            streaming = streaming_cost(redis_url)
+        finally:
+            services.stop(redis_proc)
+            shutil.rmtree(tmp, ignore_errors=True)
+        result = json.loads(OUT.read_text()) if OUT.exists() else {}
+        result[key] = streaming
+        OUT.write_text(json.dumps(result, indent=2) + "\n")
+        print(key, json.dumps(streaming, indent=2))
+        return
     tmp = Path(tempfile.mkdtemp(prefix="pinwheel-bench-"))
     redis_proc, redis_url = services.start_redis(tmp / "redis")
     env = services.service_env(redis_url, tmp)
@@ -199,8 +257,8 @@ def main() -> None:
         finally:
             services.stop(app)
             services.stop(worker)
-        result["streaming"] = streaming_cost(redis_url)
-        print("streaming", result["streaming"], flush=True)
+        result[key] = streaming_cost(redis_url)
+        print(key, result[key], flush=True)
     finally:
         services.stop(redis_proc)
         shutil.rmtree(tmp, ignore_errors=True)

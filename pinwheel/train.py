@@ -3,15 +3,29 @@
 A *frame* is emitted every `frame_every_steps` steps or `frame_every_seconds` seconds, whichever
 comes first: {step, total_steps, wall_time, time, metrics, panels}. Metrics are averaged over the
 steps since the previous frame, so the curve is not aliased by the frame rate.
+
+Streaming cost: the panels of a frame are not computed by the training loop. At a frame the loop
+takes a snapshot (its parameters, buffers and plain attributes, the optimizer's state and the data
+generator's: clones, well under a millisecond for these models) and queues it; a FrameStreamer thread
+loads the snapshot into a private copy of the model, produces the panels on it, and calls
+`on_frame` and then `should_stop`, one frame at a time in step order (PNG encoding, numpy and torch
+release the GIL, so training goes on meanwhile). When `should_stop` says yes after the frame of step
+N, the loop checkpoints the snapshot of step N — exactly what it used to save — and returns
+"cancelled"; frames after N are not delivered. Every checkpoint is written once all frames up to its
+step are delivered, and the last frame (every panel computed afresh) before `train` returns.
 """
 from __future__ import annotations
 
+import copy
 import math
+import queue
+import threading
 import time
 from pathlib import Path
 from typing import Protocol
 
 import torch
+from torch import nn
 
 from .configs import RunConfig
 from .data import build_dataset
@@ -41,6 +55,97 @@ def _mean_metrics(sums: dict[str, torch.Tensor], count: int) -> dict[str, float]
     return {k: float(v) / count for k, v in sums.items()}
 
 
+_MODULE_KEYS = frozenset(nn.Module().__dict__)  # torch's own bookkeeping in every module's __dict__
+
+
+def _plain_attributes(model: nn.Module) -> list[tuple[str, dict]]:
+    """Each submodule's own attributes (a layer's current step, a pooling schedule, a cached probe):
+    tensors cloned, the rest by reference (models replace such values, they do not mutate them)."""
+    return [(name, {k: v.detach().clone() if isinstance(v, torch.Tensor) else v
+                    for k, v in mod.__dict__.items() if k not in _MODULE_KEYS})
+            for name, mod in model.named_modules()]
+
+
+def _tensors(model: nn.Module) -> list[torch.Tensor]:
+    return [*model.parameters(), *model.buffers()]
+
+
+class FrameStreamer:
+    """Produces and delivers frames on a background thread, from snapshots of the model (see module doc).
+
+    submit() is all the training loop pays for a frame. `halted` becomes true when a frame's
+    should_stop said yes (`stop_state` is then that frame's training state) or the thread failed
+    (`error`, re-raised by check()). At most `depth` frames wait; submit() blocks beyond that, so a
+    model whose panels take longer than the frame interval slows training instead of piling up memory."""
+
+    def __init__(self, model: nn.Module, probe_x, probe_y, callbacks: Callbacks, depth: int = 2):
+        shared = {id(v): v for _, attrs in _plain_attributes(model) for v in attrs.values()
+                  if not isinstance(v, torch.Tensor)}  # the copy shares configs, group structures, ...
+        self.shadow = copy.deepcopy(model, shared).eval()
+        self.probe_x, self.probe_y, self.callbacks = probe_x, probe_y, callbacks
+        self.queue: queue.Queue = queue.Queue(maxsize=depth)
+        self.halted = False
+        self.stop_state: dict | None = None
+        self.error: BaseException | None = None
+        self._closing = False
+        self._thread = threading.Thread(target=self._run, name="pinwheel-frames", daemon=True)
+        self._thread.start()
+
+    def snapshot(self, model: nn.Module, optimizer, generator: torch.Generator, step: int, elapsed: float) -> dict:
+        with torch.no_grad():
+            return {"tensors": [t.detach().clone() for t in _tensors(model)], "attributes": _plain_attributes(model),
+                    "optimizer": copy.deepcopy(optimizer.state_dict()), "generator": generator.get_state(),
+                    "step": step, "elapsed": elapsed}
+
+    def submit(self, head: dict, snap: dict, fresh: bool) -> None:
+        self.check()
+        self.queue.put((head, snap, fresh))
+
+    def load(self, snap: dict) -> nn.Module:
+        """The private model at the snapshot's state (only the streamer thread, or the loop once it stopped)."""
+        with torch.no_grad():
+            for dst, src in zip(_tensors(self.shadow), snap["tensors"]):
+                dst.copy_(src)
+        for name, attrs in snap["attributes"]:
+            self.shadow.get_submodule(name).__dict__.update(attrs)
+        return self.shadow
+
+    def _run(self) -> None:
+        while (item := self.queue.get()) is not None:
+            try:
+                if not self.halted:
+                    self._deliver(*item)
+            except BaseException as exc:  # noqa: BLE001 — handed to the training loop by check()
+                self.error, self.halted = exc, True
+            finally:
+                self.queue.task_done()
+        self.queue.task_done()
+
+    def _deliver(self, head: dict, snap: dict, fresh: bool) -> None:
+        model = self.load(snap)
+        with torch.no_grad():
+            panels = produce_panels(model, self.probe_x, self.probe_y, step=head["step"], fresh=fresh)
+        self.callbacks.on_frame({"step": head["step"], "total_steps": head["total_steps"], "wall_time": head["wall_time"],
+                                 "time": time.time(), "metrics": head["metrics"], "panels": panels})
+        if self.callbacks.should_stop():
+            self.stop_state, self.halted = snap, True
+
+    def check(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    def drain(self) -> None:
+        """Wait until every submitted frame is delivered (or the streamer halted); re-raise its error."""
+        self.queue.join()
+        self.check()
+
+    def close(self) -> None:
+        if not self._closing:
+            self._closing = True
+            self.queue.put(None)
+            self._thread.join()
+
+
 def train(config: RunConfig, callbacks: Callbacks, *, resume: dict | None = None,
           data_root: Path | None = None, probe_size: int = 256) -> str:
     """Train to config.train.steps. Returns "succeeded" or "cancelled"; raises TrainingDiverged."""
@@ -63,12 +168,23 @@ def train(config: RunConfig, callbacks: Callbacks, *, resume: dict | None = None
     last_frame = last_ckpt = start
     sums: dict[str, torch.Tensor] = {}
     since_frame = 0
+    streamer = FrameStreamer(model, probe_x, probe_y, callbacks)
 
     def checkpoint() -> None:
         state = {"step": step, "elapsed": elapsed_before + time.monotonic() - start,
                  "model": model.state_dict(), "optimizer": optimizer.state_dict(),
                  "generator": generator.get_state()}
         callbacks.on_checkpoint(state, model.weights())
+
+    def cancel() -> str:
+        """should_stop said yes after the frame of step N: checkpoint the training state of step N."""
+        snap = streamer.stop_state
+        streamer.close()
+        shadow = streamer.load(snap)
+        state = {"step": snap["step"], "elapsed": snap["elapsed"], "model": shadow.state_dict(),
+                 "optimizer": snap["optimizer"], "generator": snap["generator"]}
+        callbacks.on_checkpoint(state, shadow.weights())
+        return "cancelled"
 
     def emit() -> None:
         nonlocal sums, since_frame, last_frame
@@ -80,29 +196,43 @@ def train(config: RunConfig, callbacks: Callbacks, *, resume: dict | None = None
         model.eval()
         with torch.no_grad():
             metrics.update(model.frame_metrics(dataset))
-            panels = produce_panels(model, probe_x, probe_y, step=step, fresh=step >= tc.steps)
         model.train()
-        callbacks.on_frame({"step": step, "total_steps": tc.steps,
-                            "wall_time": round(elapsed_before + time.monotonic() - start, 4),
-                            "time": time.time(), "metrics": metrics, "panels": panels})
+        elapsed = elapsed_before + time.monotonic() - start
+        head = {"step": step, "total_steps": tc.steps, "wall_time": round(elapsed, 4), "metrics": metrics}
+        streamer.submit(head, streamer.snapshot(model, optimizer, generator, step, elapsed), fresh=step >= tc.steps)
         sums, since_frame, last_frame = {}, 0, time.monotonic()
 
-    emit()  # step-0 frame: the page shows the initial filters at once
-    while step < tc.steps:
-        x, y = dataset.batch(tc.batch_size, generator)
-        terms = model.train_step(x, y, step, optimizer)
-        step += 1
-        since_frame += 1
-        for k, v in terms.items():
-            sums[k] = sums[k] + v if k in sums else v.clone()
-        now = time.monotonic()
-        if step % tc.frame_every_steps == 0 or now - last_frame >= tc.frame_every_seconds or step == tc.steps:
-            emit()
-            if callbacks.should_stop():
-                checkpoint()
-                return "cancelled"
-        if now - last_ckpt >= tc.checkpoint_every_seconds:
-            checkpoint()
-            last_ckpt = now
-    checkpoint()
-    return "succeeded"
+    try:
+        try:
+            emit()  # step-0 frame: the page shows the initial filters at once
+            while step < tc.steps:
+                if streamer.halted:
+                    streamer.check()
+                    return cancel()
+                x, y = dataset.batch(tc.batch_size, generator)
+                terms = model.train_step(x, y, step, optimizer)
+                step += 1
+                since_frame += 1
+                for k, v in terms.items():
+                    sums[k] = sums[k] + v if k in sums else v.clone()
+                now = time.monotonic()
+                if step % tc.frame_every_steps == 0 or now - last_frame >= tc.frame_every_seconds or step == tc.steps:
+                    emit()
+                if now - last_ckpt >= tc.checkpoint_every_seconds:
+                    streamer.drain()  # a checkpoint never runs ahead of the frames up to its step
+                    if streamer.halted:
+                        return cancel()
+                    checkpoint()
+                    last_ckpt = now
+        except TrainingDiverged:
+            streamer.drain()  # the frames before the diverging one are delivered, as they were
+            if streamer.halted:  # a cancel asked for before it still wins
+                return cancel()
+            raise
+        streamer.drain()
+        if streamer.halted:
+            return cancel()
+        checkpoint()
+        return "succeeded"
+    finally:
+        streamer.close()

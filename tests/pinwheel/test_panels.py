@@ -4,6 +4,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import time
 
 import numpy as np
 import pytest
@@ -209,3 +210,55 @@ def test_slow_kinds_are_reused_within_their_interval_and_marked():
     third = produce_panels(model, x, y, step=30, clock=lambda: t[0])
     assert "as_of_step" not in third["tree_inhibition"]
     assert third["tree_inhibition"]["atlas_png"] != first["tree_inhibition"]["atlas_png"]
+
+
+class SlowRecorder:
+    """Frame callbacks that take their time, so the loop runs ahead of the streamer thread."""
+
+    def __init__(self, delay: float = 0.0, stop_after: int | None = None):
+        self.frames, self.checkpoints, self.delay, self.stop_after = [], [], delay, stop_after
+
+    def on_frame(self, frame):
+        time.sleep(self.delay)
+        self.frames.append(frame)
+
+    def on_checkpoint(self, state, weights):
+        self.checkpoints.append((state, weights))
+
+    def should_stop(self):
+        return self.stop_after is not None and self.frames[-1]["step"] >= self.stop_after
+
+
+def streamed_config() -> RunConfig:
+    return RunConfig.model_validate(deep_merge(PRESETS[0]["config"], {
+        "data": {"pool_size": 1000}, "model": {"units": 16, "groups": {"pool": 2, "stride": 2}},
+        "train": {"steps": 40, "batch_size": 32, "frame_every_steps": 5, "frame_every_seconds": 100}}))
+
+
+def test_frames_are_made_from_a_snapshot_of_their_step_while_training_runs_ahead():
+    from pinwheel.train import train
+
+    fast, slow = SlowRecorder(), SlowRecorder(delay=0.15)
+    assert train(streamed_config(), fast) == "succeeded" and train(streamed_config(), slow) == "succeeded"
+    assert [f["step"] for f in slow.frames] == list(range(0, 41, 5)) == [f["step"] for f in fast.frames]
+    for a, b in zip(fast.frames, slow.frames):  # the same panels although the loop was steps ahead of the slow one
+        for kind in ("filter_grid", "reconstructions", "sparsity"):
+            assert a["panels"][kind] == b["panels"][kind], (a["step"], kind)
+        assert a["metrics"] == b["metrics"]
+    assert fast.frames[1]["panels"]["filter_grid"] != fast.frames[-1]["panels"]["filter_grid"]  # filters did move
+
+
+def test_a_cancel_seen_late_checkpoints_the_state_of_its_frame():
+    from pinwheel.train import train
+
+    straight = SlowRecorder()
+    train(streamed_config(), straight)
+    first = SlowRecorder(delay=0.15, stop_after=10)
+    assert train(streamed_config(), first) == "cancelled"
+    assert [f["step"] for f in first.frames] == [0, 5, 10]  # nothing delivered after the frame that stopped it
+    state = first.checkpoints[-1][0]
+    assert state["step"] == 10
+    resumed = SlowRecorder()
+    train(streamed_config(), resumed, resume=state)
+    np.testing.assert_allclose(resumed.checkpoints[-1][1]["W_d"], straight.checkpoints[-1][1]["W_d"], rtol=1e-5, atol=1e-6)
+    assert resumed.frames[-1]["panels"]["filter_grid"] == straight.frames[-1]["panels"]["filter_grid"]
