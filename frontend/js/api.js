@@ -13,7 +13,10 @@ async function call(method, path, body, as = null) {
   const opts = { method, headers: {} };
   const token = bearer();
   if (token) opts.headers.Authorization = `Bearer ${token}`;
-  if (body !== undefined) {
+  if (body instanceof Blob) { // a file upload (bundle import): sent as is
+    opts.headers["Content-Type"] = "application/zip";
+    opts.body = body;
+  } else if (body !== undefined) {
     opts.headers["Content-Type"] = "application/json";
     opts.body = JSON.stringify(body);
   }
@@ -44,6 +47,13 @@ export const api = {
   edit: (id, body) => call("PATCH", `/api/runs/${id}`, body),
   remove: (id) => call("DELETE", `/api/runs/${id}`),
   share: (id, body = {}) => call("POST", `/api/runs/${id}/shares`, body),
+  shares: (id) => call("GET", `/api/runs/${id}/shares`),
+  revokeShare: (id, shareId) => call("DELETE", `/api/runs/${id}/shares/${shareId}`),
+  users: () => call("GET", "/api/users"),
+  createUser: (body) => call("POST", "/api/users", body),
+  revokeUser: (userId) => call("DELETE", `/api/users/${userId}`),
+  launches: () => call("GET", "/api/launches"),
+  importBundle: (file) => call("POST", "/api/bundles", file),
   launch: (body) => call("POST", "/api/runs", body),
   cancel: (id) => call("POST", `/api/runs/${id}/cancel`),
   frames: (id, params) => call("GET", `/api/runs/${id}/frames?${new URLSearchParams(params)}`),

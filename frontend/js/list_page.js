@@ -47,6 +47,66 @@ function metricsText(metrics) {
   return shown.length ? shown.join(" · ") : "–";
 }
 
+const STATUSES = ["queued", "running", "succeeded", "failed", "cancelled"];
+
+// Search and filters above the run list (GET /api/runs?q=&tag=&status=&launched_by=), kept in
+// the address (`#/?q=…&tag=…`) so a filtered list can be reloaded or linked to.
+function filterBar(onChange) {
+  const start = new URLSearchParams(location.hash.includes("?") ? location.hash.slice(location.hash.indexOf("?") + 1) : "");
+  const input = (id, key, placeholder, list) => el("input", { id, type: "search", placeholder, value: start.get(key) ?? "", ...(list ? { list } : {}) });
+  const q = input("filter-q", "q", "search name, notes, preset");
+  const tag = input("filter-tag", "tag", "tags, comma separated", "filter-tag-options");
+  const by = input("filter-launched-by", "launched_by", "launched by", "filter-by-options");
+  const status = el("select", { id: "filter-status" }, el("option", { value: "" }, "any status"),
+    ...STATUSES.map((v) => el("option", { value: v }, v)));
+  status.value = STATUSES.includes(start.get("status")) ? start.get("status") : "";
+  const tagOptions = el("datalist", { id: "filter-tag-options" });
+  const byOptions = el("datalist", { id: "filter-by-options" });
+  const shown = el("span", { class: "muted", id: "filter-count" });
+  const clear = el("button", { id: "filter-clear", type: "button" }, "Clear");
+  const seenTags = new Set(), seenBy = new Set();
+
+  const tags = () => tag.value.split(",").map((t) => t.trim()).filter(Boolean);
+  function params() {
+    const p = new URLSearchParams();
+    if (q.value.trim()) p.set("q", q.value.trim());
+    for (const t of tags()) p.append("tag", t);
+    if (status.value) p.set("status", status.value);
+    if (by.value.trim()) p.set("launched_by", by.value.trim());
+    return p;
+  }
+  const active = () => [...params().keys()].length > 0;
+  let timer = null;
+  function changed(now = false) {
+    clearTimeout(timer);
+    const go = () => {
+      const p = new URLSearchParams(params());
+      if (p.has("tag")) { p.delete("tag"); p.set("tag", tags().join(",")); } // one comma list in the address
+      const qs = p.toString();
+      history.replaceState(null, "", `${location.pathname}#/${qs ? `?${qs}` : ""}`);
+      clear.disabled = !active();
+      onChange();
+    };
+    if (now) go(); else timer = setTimeout(go, 250);
+  }
+  for (const box of [q, tag, by]) box.addEventListener("input", () => changed());
+  status.addEventListener("change", () => changed(true));
+  clear.addEventListener("click", () => { q.value = tag.value = by.value = status.value = ""; changed(true); });
+  clear.disabled = !active();
+
+  function learn(runs) { // suggestions: every tag and launcher seen so far
+    const add = (set, list, v) => { if (v && !set.has(v)) { set.add(v); list.append(el("option", { value: v })); } };
+    for (const r of runs) { for (const t of r.tags ?? []) add(seenTags, tagOptions, t); add(seenBy, byOptions, r.launched_by); }
+  }
+  function tagChip(t) {
+    const chip = el("button", { type: "button", class: "tag", "data-tag": t, title: `show runs tagged ${t}` }, t);
+    chip.addEventListener("click", () => { if (!tags().includes(t)) tag.value = [...tags(), t].join(", "); changed(true); });
+    return chip;
+  }
+  const root = el("div", { class: "filters", id: "run-filters" }, q, tag, status, by, clear, shown, tagOptions, byOptions);
+  return { root, params, active, learn, tagChip, count: (n) => { shown.textContent = active() ? `${n} matching` : `${n} runs`; } };
+}
+
 export async function listPage(view) {
   const root = el("div", { id: "list-page" });
   view.replaceChildren(root);
@@ -85,7 +145,8 @@ export async function listPage(view) {
   const formTitle = el("h2", {}, "Configure a run");
   if (presets.length) select(presets[0], cards.firstChild);
   const table = el("table", { class: "runs" });
-  root.append(el("h2", {}, "Launch a run"), cards, formTitle, form.root, el("h2", {}, "Runs"), table);
+  const filters = filterBar(() => refresh().catch(() => {}));
+  root.append(el("h2", {}, "Launch a run"), cards, formTitle, form.root, el("h2", {}, "Runs"), filters.root, table);
 
   const thumbs = new Map(); // run id → {step, src}: a finished run's thumbnail is fetched once
   async function thumbnail(run, img) {
@@ -100,25 +161,33 @@ export async function listPage(view) {
     img.src = src;
   }
 
+  let asked = 0; // a slow answer to an older filter must not overwrite a newer one
   async function refresh() {
-    const runs = await api.runs();
-    const head = el("tr", {}, ...["", "Run", "Status", "Progress", "ETA", "Model", "Data", "Metrics", "Created"].map((h) => el("th", {}, h)));
+    const ask = ++asked;
+    const runs = await api.runs(filters.params());
+    if (ask !== asked) return;
+    filters.learn(runs);
+    const head = el("tr", {}, ...["", "Run", "Status", "Progress", "ETA", "Model", "Data", "Metrics", "By", "Created"].map((h) => el("th", {}, h)));
     const rows = runs.map((r) => {
       const img = el("img", { class: "run-thumb", alt: "" });
       thumbnail(r, img).catch(() => {});
       const pct = (100 * r.progress).toFixed(1);
       return el("tr", { "data-run": r.id },
         el("td", {}, img),
-        el("td", {}, el("a", { href: `#/runs/${r.id}` }, r.title)),
+        el("td", { class: "run-name" }, el("a", { href: `#/runs/${r.id}` }, r.title),
+          ...(r.tags?.length ? [el("div", { class: "tags" }, ...r.tags.map((t) => filters.tagChip(t)))] : [])),
         el("td", {}, el("span", { class: `status ${r.status}` }, r.status)),
         el("td", {}, el("div", { class: "progress" }, el("div", { style: `width:${pct}%` })), ` ${r.step}/${r.total_steps}`),
         el("td", { "data-eta": "" }, r.status === "running" ? formatDuration(r.eta_seconds) : "–"),
         el("td", {}, describeModel(r.config)),
         el("td", {}, describeData(r.config)),
         el("td", { class: "metrics" }, metricsText(r.metrics || {})),
+        el("td", { "data-launched-by": "" }, r.launched_by ?? "–"),
         el("td", { class: "muted" }, new Date(r.created_at).toLocaleString()));
     });
-    table.replaceChildren(head, ...(rows.length ? rows : [el("tr", {}, el("td", { colspan: 9, class: "muted" }, "No runs yet."))]));
+    const none = filters.active() ? "No runs match these filters." : "No runs yet.";
+    filters.count(runs.length);
+    table.replaceChildren(head, ...(rows.length ? rows : [el("tr", {}, el("td", { colspan: 10, class: "muted", id: "runs-empty" }, none))]));
   }
   await refresh();
   const timer = setInterval(() => refresh().catch(() => {}), 2000);
