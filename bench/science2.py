@@ -2,7 +2,7 @@
 
     PYTHONPATH=. python bench/science2.py [--quick]
 
-Trains each preset (steps as in the preset unless --quick) on one CPU thread, prints a table,
+Trains each preset (steps as in the preset, lateral-2d's cut to FULL_STEPS; a few hundred with --quick) on one CPU thread, prints a table,
 writes bench/results/science2.json and figures under docs/figures/science2_*.png.
 """
 from __future__ import annotations
@@ -11,6 +11,7 @@ import argparse
 import colorsys
 import json
 import math
+import platform
 import time
 from pathlib import Path
 
@@ -106,7 +107,8 @@ def tree_image(filters: np.ndarray, parents: np.ndarray, scale: int = 4) -> Imag
 def pinwheels(quick: bool) -> dict:
     def probe(model, step, seconds):
         omap = T.orientation_map(model.filter_bank()["filters"], (model.side, model.side))
-        return {"step": step, "seconds": round(seconds, 1), **T.summarise(omap).as_dict()}
+        return {"step": step, "seconds": round(seconds, 1), **T.summarise(omap).as_dict(),
+                "orientation_entropy": T.orientation_entropy(omap.theta, omap.selectivity)}
 
     steps = 600 if quick else None
     cfg, _, model, trace, wall = run("pinwheels-local", {"train": {"steps": steps}} if steps else {}, 100, probe)
@@ -123,8 +125,11 @@ def pinwheels(quick: bool) -> dict:
                         save(orientation_image(omap, pins), "science2_pinwheel_map.png")]}
 
 
+FULL_STEPS = {"lateral-2d": 1000}  # 256 units × 60 inference steps: the preset's 3,000 steps take ~6 min on one thread
+
+
 def lateral(preset_id: str, quick: bool) -> dict:
-    steps = 300 if quick else None
+    steps = 300 if quick else FULL_STEPS.get(preset_id)
     cfg, _, model, _, wall = run(preset_id, {"train": {"steps": steps}} if steps else {}, 0)
     bank = model.filter_bank()
     out = {"steps": cfg.train.steps, "units": cfg.model.units, "wall_s": round(wall, 1)}
@@ -161,15 +166,21 @@ def main() -> None:
             "lateral-2d": lambda: lateral("lateral-2d", args.quick), "conv-stack": lambda: conv_stack(args.quick)}
     out_path = ROOT / "bench" / "results" / "science2.json"
     results = json.loads(out_path.read_text()) if args.only and out_path.exists() else {}
+    start = time.monotonic()
     for name, job in jobs.items():
         if args.only in (None, name):
             results[name] = job()
+    results["machine"] = (f"{platform.machine()} CPU, {torch.get_num_threads()} torch thread, sections one after "
+                          f"another{' (--quick)' if args.quick else ''}{f' (--only {args.only})' if args.only else ''}")
+    if not args.only:
+        results["total_wall_s"] = round(time.monotonic() - start, 1)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(json.dumps(results, indent=1))
     pw, lt, l2, cs = (results.get(k, {}) for k in ("pinwheels", "lateral-tree", "lateral-2d", "conv-stack"))
     rows = [
         ("pin-wheels: smoothness ⟨cos 2Δθ⟩", pw.get("smoothness")),
         ("pin-wheels: orientation-selective share (r > 0.3)", pw.get("selective_fraction")),
+        ("pin-wheels: orientation entropy (1 uniform, 0 one θ)", pw.get("orientation_entropy")),
         ("pin-wheels: count (+ / −)", f"{pw.get('n_pinwheels')} ({pw.get('n_left')} / {pw.get('n_right')})" if pw else None),
         ("pin-wheels: column spacing Λ (grid units)", pw.get("spacing")),
         ("pin-wheels: density ρ (cortex: π ≈ 3.14)", pw.get("density")),

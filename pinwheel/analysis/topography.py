@@ -95,6 +95,21 @@ def smoothness(theta: np.ndarray, wrap: bool = False) -> float:
     return float(np.concatenate([np.cos(2 * d).ravel() for d in pairs]).mean())
 
 
+def orientation_entropy(theta: np.ndarray, selectivity: np.ndarray | None = None, threshold: float = 0.3,
+                        bins: int = 12) -> float:
+    """Entropy of the histogram of θ over [0, π) in `bins` bins, divided by log(bins): 1 when every
+    orientation is equally common, 0 when all units share one. Only units with selectivity > threshold
+    count when selectivity is given."""
+    th = np.asarray(theta, dtype=np.float64).ravel()
+    if selectivity is not None:
+        th = th[np.asarray(selectivity).ravel() > threshold]
+    if th.size == 0:
+        return 0.0
+    p = np.histogram(np.mod(th, np.pi), bins=bins, range=(0, np.pi))[0] / th.size
+    p = p[p > 0]
+    return float(-(p * np.log(p)).sum() / np.log(bins))
+
+
 def _wrapped(d: np.ndarray) -> np.ndarray:
     return np.angle(np.exp(1j * d))  # into (−π, π]
 

@@ -15,7 +15,7 @@ wide and shrinks over the first steps, as a Kohonen map's neighbourhood does. Ne
 pixels and are pushed to be active together, so they become similar; reconstruction needs
 every orientation within each receptive field, so orientation must also change — the
 compromise is a continuous orientation map with pin-wheels (Gregor & LeCun 2010).
-Unfold / fold and one batched einsum do all units at once; there is no loop over units.
+Unfold / fold and broadcast products do all units at once; there is no loop over units.
 """
 from __future__ import annotations
 
@@ -67,6 +67,20 @@ def unit_positions(offsets: np.ndarray) -> np.ndarray:
     return np.stack(np.meshgrid(offsets, offsets, indexing="ij"), axis=-1).reshape(-1, 2)
 
 
+def dihedral(x: torch.Tensor, shape: tuple[int, int], generator: torch.Generator | None = None) -> torch.Tensor:
+    """Each square image of x (B, H·W) under one of the 8 symmetries of the square, drawn uniformly.
+
+    A rotation by 90° sends orientation θ to θ + π/2 and a flip sends θ to −θ, so the batch's
+    mean orientation moment E[r·e^{2iθ}] becomes zero whatever the photographs favour.
+    """
+    b = x.shape[0]
+    img = x.view(b, *shape)
+    which = torch.randint(0, 8, (b,), generator=generator, device=x.device)
+    variants = [torch.rot90(img, k, dims=(1, 2)) for k in range(4)]
+    variants += [v.flip(2) for v in variants]
+    return torch.stack(variants)[which, torch.arange(b, device=x.device)].reshape(b, -1)
+
+
 class LocallyConnected(nn.Module):
     """Encoder and decoder of a locally connected layer (one k×k filter per unit, no sharing)."""
 
@@ -79,7 +93,9 @@ class LocallyConnected(nn.Module):
         units = self.side * self.side
         self.n_fields = image_shape[0] - k + 1  # field positions per side at stride 1
         pos = unit_positions(self.offsets)
-        self.register_buffer("field_index", torch.from_numpy(pos[:, 0] * self.n_fields + pos[:, 1]))  # (U,)
+        index = pos[:, 0] * self.n_fields + pos[:, 1]
+        self.register_buffer("field_index", torch.from_numpy(index))  # (U,)
+        self.every_field = bool(np.array_equal(index, np.arange(self.n_fields**2)))  # one unit per field, in order
         w = torch.randn(units, k * k, generator=generator)
         w /= w.norm(dim=1, keepdim=True)
         self.W_e = nn.Parameter(w.clone())  # (U, k²)
@@ -89,15 +105,20 @@ class LocallyConnected(nn.Module):
     def patches(self, x: torch.Tensor) -> torch.Tensor:
         """(B, H·W) → (B, k², U): the receptive field of every unit."""
         every = F.unfold(x.view(-1, 1, *self.image_shape), self.k)  # (B, k², n_fields²)
-        return every.index_select(2, self.field_index)
+        return every if self.every_field else every.index_select(2, self.field_index)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.relu(torch.einsum("bpu,up->bu", self.patches(x), self.W_e) + self.b)  # (B, U)
+        # ⟨W_e[u], P[:, :, u]⟩ as a broadcast product and a sum over k²: a batched einsum here would run
+        # U separate tiny matrix products
+        return torch.relu((self.patches(x) * self.W_e.T).sum(dim=1) + self.b)  # (B, U)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
-        cols = torch.einsum("bu,up->bpu", z, self.W_d)  # (B, k², U)
-        every = cols.new_zeros(cols.shape[0], cols.shape[1], self.n_fields**2)
-        every.index_add_(2, self.field_index, cols)  # units sharing a field add up: (B, k², n_fields²)
+        cols = z[:, None, :] * self.W_d.T  # (B, k², U)
+        if self.every_field:
+            every = cols
+        else:
+            every = cols.new_zeros(cols.shape[0], cols.shape[1], self.n_fields**2)
+            every.index_add_(2, self.field_index, cols)  # units sharing a field add up: (B, k², n_fields²)
         return F.fold(every, self.image_shape, self.k).flatten(1)  # (B, H·W)
 
 
@@ -119,6 +140,8 @@ class LocalFiltersAE(PinwheelModel):
         if pool_schedule(self.config, step) != self._pools:  # annealing: wide pools first, then narrow
             self._pools = pool_schedule(self.config, step)
             self.group_weights.copy_(grid_pools(self.side, self.side, *self._pools))
+        if self.config.augment:
+            x = dihedral(x, self.input_shape)
         z = self.layer.encode(x)  # (B, U)
         x_hat = self.layer.decode(z)  # (B, H·W)
         recon = 0.5 * (x - x_hat).pow(2).sum(dim=1).mean()

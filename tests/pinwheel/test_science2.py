@@ -17,7 +17,7 @@ from pinwheel.configs.lateral import LateralConfig
 from pinwheel.configs.local_filters import LocalFiltersConfig
 from pinwheel.models.conv_stack import ConvGroupSparseLayer
 from pinwheel.models.lateral import LateralInhibition, SProjection, grid_mask, tree_mask
-from pinwheel.models.local_filters import LocallyConnected
+from pinwheel.models.local_filters import LocallyConnected, dihedral
 from pinwheel.train import train
 
 torch.set_num_threads(1)
@@ -46,6 +46,24 @@ def test_locally_connected_layer_equals_a_per_unit_loop(stride, grid):
         torch.testing.assert_close(z[:, u], torch.relu(patch @ layer.W_e[u] + layer.b[u]))
         x_hat[:, r:r + 4, c:c + 4] += zz[:, u, None, None] * layer.W_d[u].view(4, 4)
     torch.testing.assert_close(layer.decode(zz), x_hat.view(3, -1).detach(), rtol=1e-5, atol=1e-5)
+
+
+def test_dihedral_shows_each_image_under_one_of_the_eight_symmetries_of_the_square():
+    rng = np.random.default_rng(0)
+    imgs = rng.normal(size=(200, 5, 5))
+    out = dihedral(torch.tensor(imgs.reshape(200, 25)), (5, 5), torch.Generator().manual_seed(0)).numpy()
+    seen = set()
+    for img, o in zip(imgs, out.reshape(200, 5, 5)):
+        variants = [np.rot90(img, k) for k in range(4)] + [np.fliplr(np.rot90(img, k)) for k in range(4)]
+        match = [i for i, v in enumerate(variants) if np.array_equal(o, v)]
+        assert len(match) == 1
+        seen.add(match[0])
+    assert seen == set(range(8))
+    # a grating of one orientation comes out at θ, π/2 − θ, π/2 + θ and −θ: its mean moment vanishes
+    g = np.repeat(gabor(0.3, size=16)[None], 400, axis=0)
+    turned = dihedral(torch.tensor(g.reshape(400, -1)), (16, 16), torch.Generator().manual_seed(1)).numpy()
+    props = T.unit_properties(turned.reshape(400, 16, 16))
+    assert abs(np.mean(props.selectivity * np.exp(2j * props.theta))) < 0.15
 
 
 # ---- conv layer: L2 pooling and the adjoint -----------------------------------------------------
@@ -178,6 +196,14 @@ def test_gabor_filters_of_known_orientation_give_that_orientation():
     np.testing.assert_allclose(props.position, 7.5, atol=0.5)
     blob = np.exp(-((np.mgrid[0:16, 0:16] - 7.5) ** 2).sum(0) / 8)
     assert T.unit_properties(blob[None]).selectivity[0] < 0.1  # isotropic: not selective
+
+
+def test_orientation_entropy_of_uniform_and_single_orientations():
+    assert T.orientation_entropy(np.linspace(0, np.pi, 120, endpoint=False)) == pytest.approx(1.0)
+    assert T.orientation_entropy(np.full(50, 0.4)) == 0.0
+    two = np.r_[np.full(30, 0.1), np.full(30, 1.7)]
+    assert T.orientation_entropy(two) == pytest.approx(np.log(2) / np.log(12))
+    assert T.orientation_entropy(two, np.r_[np.ones(30), np.zeros(30)]) == 0.0  # unselective units left out
 
 
 def test_pinwheels_are_found_where_they_were_put_with_their_handedness():
