@@ -26,6 +26,8 @@ class DrSAEConfig(Strict):
     encoder_lr_scale: float = Field(0.05, gt=0, le=1, description="E, S and b learn at train.lr × this (their "
                                     "entries are ~η, far smaller than D's; at the full Adam step units die)")
     lr_warmup_steps: int = Field(300, ge=0, description="the learning rate grows linearly from 0 over these first steps")
+    lr_half_life_steps: int = Field(0, ge=0, description="after the warm-up the learning rate halves every so many "
+                                    "steps; 0: constant")
     lam_warmup_steps: int = Field(0, ge=0, description="λ grows linearly from 0 to lam over these first steps")
     E_row_max: float = Field(1.25, gt=0, description="rows of E are kept at norm ≤ E_row_max/T")
     C_row_max: float = Field(5.0, gt=0, description="rows of C are kept at norm ≤ this")

@@ -15,8 +15,8 @@ E x ≈ 0 against b = λ/L on digits: almost every unit starts, and stays, silen
 Learning rates: E's entries are ~η/√n ≈ 2e-4 on MNIST (η ≈ 0.006), S's off-diagonal ones ~η/2, D's
 ~1/√n ≈ 0.04; one Adam step moves every entry by ~lr, so at a common lr of 2e-3 the encoder is overwritten in a few steps and ~90 % of the
 units die at once. The encoder therefore learns at lr × encoder_lr_scale, and every group's lr is
-ramped up from 0 over lr_warmup_steps (Adam's first steps are its largest relative ones); λ can be
-ramped likewise (lam_warmup_steps).
+ramped up from 0 over lr_warmup_steps (Adam's first steps are its largest relative ones), then
+optionally halved every lr_half_life_steps; λ can be ramped likewise (lam_warmup_steps).
 The classifier sees only the direction of z^T, so it can only be helped by units whose activity
 pattern, not size, is class-specific: the categorical units.
 """
@@ -105,9 +105,12 @@ class DrSAE(PinwheelModel):
         return torch.optim.SGD(groups, lr=lr, momentum=0.9) if kind == "sgd" else torch.optim.Adam(groups, lr=lr)
 
     def train_step(self, x, y, step: int, optimizer: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
-        warm = self.config.lr_warmup_steps
+        warm, half = self.config.lr_warmup_steps, self.config.lr_half_life_steps
+        factor = min(1.0, (step + 1) / warm) if warm else 1.0
+        if half:
+            factor *= 0.5 ** (max(0, step + 1 - warm) / half)
         for group in optimizer.param_groups:
-            group["lr"] = group["base_lr"] * (min(1.0, (step + 1) / warm) if warm else 1.0)
+            group["lr"] = group["base_lr"] * factor
         return super().train_step(x, y, step, optimizer)
 
     @torch.no_grad()

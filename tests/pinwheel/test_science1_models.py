@@ -216,6 +216,14 @@ def test_drsae_encoder_learning_rate_scale_and_warmups():
     for (a, b), (ea, eb) in zip(seen, expected):
         assert a == pytest.approx(ea) and b == pytest.approx(eb)
     assert [model.lam_at(s) for s in (0, 5, 10, 20)] == pytest.approx([0.0, 0.4, 0.8, 0.8])
+    # with a half-life of 2 steps after the 4-step warm-up: ×1/4, ×2/4, ×3/4, ×1, then ×2^(−1/2), ×2^(−1)
+    halving = DrSAE(cfg.model_copy(update={"lr_half_life_steps": 2}), (2, 2), 2, torch.Generator().manual_seed(0))
+    opt2 = halving.make_optimizer(1e-2)
+    lrs = []
+    for step in range(6):
+        halving.train_step(x, y, step, opt2)
+        lrs.append(opt2.param_groups[1]["lr"])
+    assert lrs == pytest.approx([1e-2 * f for f in (0.25, 0.5, 0.75, 1.0, 2 ** -0.5, 0.5)])
     # the λ in the loss is the ramped one: at step 0 the loss has no sparsity term at all
     model.C.data.zero_()  # CE = log 2 exactly
     loss, terms = model.loss(x, y, step=0)
