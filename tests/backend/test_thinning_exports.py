@@ -1,4 +1,4 @@
-"""Frame thinning for long runs, and the GIF / CSV exports, on a real store (in process)."""
+"""Frame thinning for long runs, and the GIF / MP4 / CSV exports, on a real store (in process)."""
 from __future__ import annotations
 
 import base64
@@ -90,6 +90,28 @@ def test_filter_grid_gif_has_one_frame_per_chosen_stored_frame(app_and_run):
     every = Image.open(io.BytesIO(client.get(f"/api/runs/{'a' * 32}/exports/filter_grid.gif").content))
     assert every.n_frames == 30
     assert client.get(f"/api/runs/{'a' * 32}/exports/filter_grid.gif", params={"view": "encoder"}).status_code == 404
+
+
+def test_filter_grid_mp4_has_one_frame_per_chosen_stored_frame(app_and_run, tmp_path):
+    import imageio.v2 as imageio
+
+    _, client = app_and_run
+    res = client.get(f"/api/runs/{'a' * 32}/exports/filter_grid.mp4", params={"max_frames": 12, "scale": 2, "fps": 5})
+    assert res.status_code == 200 and res.headers["content-type"] == "video/mp4"
+    assert int(res.headers["x-frame-count"]) == 12
+    path = tmp_path / "filters.mp4"
+    path.write_bytes(res.content)
+    with imageio.get_reader(str(path), format="FFMPEG") as reader:
+        frames = [np.asarray(f) for f in reader]
+        assert reader.get_meta_data()["fps"] == 5
+    assert len(frames) == 12
+    h, w = frames[0].shape[:2]
+    assert h % 16 == 0 and w % 16 == 0 and h >= 2 * 27 + 14 and w >= 2 * 27  # scaled 2×, padded to macro blocks
+    grey = [int(np.median(f[14 + 27, 27, :3])) for f in (frames[0], frames[-1])]  # the middle of each atlas
+    assert abs(grey[0] - 0) <= 6 and abs(grey[1] - 232) <= 6  # the first and the last stored frame, in order
+    every = client.get(f"/api/runs/{'a' * 32}/exports/filter_grid.mp4")
+    assert every.status_code == 200 and int(every.headers["x-frame-count"]) == 30
+    assert client.get(f"/api/runs/{'a' * 32}/exports/filter_grid.mp4", params={"view": "encoder"}).status_code == 404
 
 
 def test_curves_csv(app_and_run):

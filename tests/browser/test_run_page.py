@@ -1,10 +1,12 @@
 """The run page in real Chromium: the schema-generated launch form (browser and server errors by
 the field), every panel drawing real data of a short real run, the timeline (scrub, keys, play,
-live-follow and rejoin), and the exports (panel PNG, filter-grid GIF, curves CSV)."""
+live-follow and rejoin), and the exports (panel PNG, filter-grid GIF and MP4, curves CSV)."""
 from __future__ import annotations
 
 import io
 
+import imageio.v2 as imageio
+import numpy as np
 import pytest
 from PIL import Image
 
@@ -183,7 +185,7 @@ def test_live_follow_scrub_away_and_rejoin(stack, api, page):
         wait_for_status(api, run["id"], ("cancelled",), timeout=60)
 
 
-def test_exports_png_gif_csv(stack, page, finished_run, tmp_path):
+def test_exports_png_gif_mp4_csv(stack, page, finished_run, tmp_path):
     steps = finished_run["steps"]
     page.goto(f"{stack['url']}/#/runs/{finished_run['id']}")
     wait_drawn(page, "topographic_map", steps[-1])
@@ -195,6 +197,14 @@ def test_exports_png_gif_csv(stack, page, finished_run, tmp_path):
         page.locator("#export-gif").click()
     gif = Image.open(io.BytesIO(open(dl.value.path(), "rb").read()))
     assert gif.format == "GIF" and gif.n_frames == min(120, len(steps))
+    with page.expect_download(timeout=60_000) as dl:
+        page.locator("#export-mp4").click()
+    assert dl.value.suggested_filename.endswith("-filters-decoder.mp4")
+    dl.value.save_as(tmp_path / "filters.mp4")  # the download's own path has no extension for ffmpeg to go by
+    with imageio.get_reader(str(tmp_path / "filters.mp4"), format="FFMPEG") as reader:
+        mp4_frames = [np.asarray(f) for f in reader]
+    assert len(mp4_frames) == min(120, len(steps))
+    assert mp4_frames[0].std() > 5 and not np.array_equal(mp4_frames[0], mp4_frames[-1])  # filters, and they moved
     with page.expect_download() as dl:
         page.locator("#export-csv").click()
     lines = open(dl.value.path()).read().strip().splitlines()

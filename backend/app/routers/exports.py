@@ -1,11 +1,13 @@
-"""Exports of a run: the filter grid's evolution as an animated GIF (Pillow; no torch here), the
-curves as CSV."""
+"""Exports of a run: the filter grid's evolution as an animated GIF (Pillow) or an H.264 MP4 (the
+ffmpeg binary that imageio-ffmpeg ships; no torch here), the curves as CSV."""
 from __future__ import annotations
 
 import base64
 import csv
 import io
 import json
+import os
+import tempfile
 from typing import Annotated
 
 import numpy as np
@@ -37,13 +39,9 @@ def gif_frame(atlas_b64: str, step: int, scale: int) -> Image.Image:
     return canvas
 
 
-@router.get("/{run_id}/exports/filter_grid.gif")
-def filter_grid_gif(run: TicketReaderRunDep, session: SessionDep,
-                    max_frames: Annotated[int, Query(ge=1, le=500)] = 120,
-                    fps: Annotated[float, Query(gt=0, le=50)] = 8,
-                    scale: Annotated[int, Query(ge=1, le=4)] = 2,
-                    view: Annotated[str, Query(pattern="^(decoder|encoder)$")] = "decoder") -> Response:
-    """The decoder (or encoder) atlas of up to `max_frames` stored frames spread evenly over the run."""
+def atlas_frames(run, session, max_frames: int, scale: int, view: str) -> list[Image.Image]:
+    """The decoder (or encoder) atlas of up to `max_frames` stored frames spread evenly over the run,
+    each labelled with its step, all of one size."""
     rows = session.execute(select(Frame.id, Frame.step).where(Frame.run_id == run.id)
                            .order_by(Frame.step, Frame.id)).all()
     chosen = [rows[i] for i in evenly(len(rows), max_frames)]
@@ -58,12 +56,61 @@ def filter_grid_gif(run: TicketReaderRunDep, session: SessionDep,
     if not frames:
         raise HTTPException(404, detail=f"filter_grid: no stored frame of this run has a {view} atlas")
     size = frames[-1].size  # the layout is fixed within a run; guard anyway
-    frames = [f if f.size == size else f.resize(size) for f in frames]
+    return [f if f.size == size else f.resize(size) for f in frames]
+
+
+MaxFrames = Annotated[int, Query(ge=1, le=500)]
+Fps = Annotated[float, Query(gt=0, le=50)]
+Scale = Annotated[int, Query(ge=1, le=4)]
+View = Annotated[str, Query(pattern="^(decoder|encoder)$")]
+
+
+@router.get("/{run_id}/exports/filter_grid.gif")
+def filter_grid_gif(run: TicketReaderRunDep, session: SessionDep, max_frames: MaxFrames = 120, fps: Fps = 8,
+                    scale: Scale = 2, view: View = "decoder") -> Response:
+    """The decoder (or encoder) atlas of up to `max_frames` stored frames spread evenly over the run."""
+    frames = atlas_frames(run, session, max_frames, scale, view)
     buf = io.BytesIO()
     frames[0].save(buf, format="GIF", save_all=True, append_images=frames[1:], duration=int(1000 / fps), loop=0,
                    optimize=False, disposal=1)
     return Response(buf.getvalue(), media_type="image/gif", headers={
         "Content-Disposition": f'attachment; filename="{run.id}-filters.gif"', "X-Frame-Count": str(len(frames))})
+
+
+MACRO_BLOCK = 16  # H.264 / yuv420p players want both sides a multiple of this
+
+
+def encode_mp4(frames: list[Image.Image], fps: float) -> bytes:
+    """Grey frames → H.264 MP4 (yuv420p, every frame kept: no frame is dropped or duplicated)."""
+    import imageio_ffmpeg  # noqa: PLC0415 — the ffmpeg binary is only needed for this export
+
+    w, h = frames[0].size
+    pw, ph = -(-w // MACRO_BLOCK) * MACRO_BLOCK, -(-h // MACRO_BLOCK) * MACRO_BLOCK
+    fd, path = tempfile.mkstemp(suffix=".mp4")
+    os.close(fd)
+    try:
+        writer = imageio_ffmpeg.write_frames(path, (pw, ph), pix_fmt_in="gray", pix_fmt_out="yuv420p", fps=fps,
+                                             codec="libx264", quality=8, macro_block_size=MACRO_BLOCK,
+                                             ffmpeg_log_level="error", output_params=["-movflags", "+faststart"])
+        writer.send(None)  # start ffmpeg
+        for f in frames:
+            canvas = np.full((ph, pw), 20, dtype=np.uint8)  # padded with the frame's background grey
+            canvas[:h, :w] = np.asarray(f, dtype=np.uint8)
+            writer.send(canvas.tobytes())
+        writer.close()
+        with open(path, "rb") as fh:
+            return fh.read()
+    finally:
+        os.unlink(path)
+
+
+@router.get("/{run_id}/exports/filter_grid.mp4")
+def filter_grid_mp4(run: TicketReaderRunDep, session: SessionDep, max_frames: MaxFrames = 120, fps: Fps = 8,
+                    scale: Scale = 2, view: View = "decoder") -> Response:
+    """The same frames as the GIF, as an H.264 MP4 (smaller for long runs, and seekable in any player)."""
+    frames = atlas_frames(run, session, max_frames, scale, view)
+    return Response(encode_mp4(frames, fps), media_type="video/mp4", headers={
+        "Content-Disposition": f'attachment; filename="{run.id}-filters.mp4"', "X-Frame-Count": str(len(frames))})
 
 
 @router.get("/{run_id}/exports/curves.csv")

@@ -1,6 +1,7 @@
 // Renderer for `filter_grid`: the decoder (or encoder) atlas on the model's topology; hover names
 // the unit, its place, group(s) and statistics on the probe batch.
 import { el } from "../api.js";
+import { bearer } from "../auth.js";
 import { decodePng, drawn, fit, fmt } from "../draw.js";
 
 export const title = "Filters";
@@ -35,6 +36,37 @@ export function hoverText(p, unit) {
   return parts.join(" · ");
 }
 
+// The run this panel is drawn for: the run page's address is #/runs/<id>.
+function runId() {
+  return location.hash.match(/^#\/runs\/([0-9a-f]{32})/)?.[1] ?? null;
+}
+
+// The filters' evolution over the whole run as an H.264 MP4 (the server encodes it from the stored frames).
+async function exportMp4(state, button) {
+  const id = runId();
+  if (!id) return;
+  button.disabled = true;
+  state.hover.textContent = "encoding MP4…";
+  try {
+    const params = new URLSearchParams({ max_frames: 120, view: state.view });
+    const token = bearer();
+    const res = await fetch(`/api/runs/${id}/exports/filter_grid.mp4?${params}`,
+      { headers: token ? { Authorization: `Bearer ${token}` } : {} });
+    if (!res.ok) throw new Error((await res.json().catch(() => ({}))).detail ?? res.statusText);
+    const url = URL.createObjectURL(await res.blob());
+    const a = el("a", { href: url, download: `${id}-filters-${state.view}.mp4` });
+    document.body.append(a);
+    a.click();
+    a.remove();
+    setTimeout(() => URL.revokeObjectURL(url), 10_000);
+    state.hover.textContent = `MP4: ${res.headers.get("X-Frame-Count")} frames`;
+  } catch (err) {
+    state.hover.textContent = `MP4 export: ${err.message}`;
+  } finally {
+    button.disabled = false;
+  }
+}
+
 export function create(container) {
   const canvas = el("canvas", { class: "atlas", "data-panel": "filter_grid" });
   const hover = el("div", { class: "hover", "data-hover": "filter_grid" }, "\u00a0");
@@ -50,6 +82,9 @@ export function create(container) {
     state.buttons[v] = b;
     which.append(b);
   }
+  const mp4 = el("button", { id: "export-mp4", title: "the filters' evolution over the whole run as an MP4 video (the view shown: decoder or encoder)" }, "MP4");
+  mp4.addEventListener("click", () => exportMp4(state, mp4));
+  which.append(mp4);
   container.append(which, canvas, hover);
   canvas.addEventListener("mousemove", (ev) => {
     const p = state.payload;
