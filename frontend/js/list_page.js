@@ -56,6 +56,7 @@ function filterBar(onChange) {
   const input = (id, key, placeholder, list) => el("input", { id, type: "search", placeholder, value: start.get(key) ?? "", ...(list ? { list } : {}) });
   const q = input("filter-q", "q", "search name, notes, preset");
   const tag = input("filter-tag", "tag", "tags, comma separated", "filter-tag-options");
+  tag.value = tag.value.split(",").map((t) => t.trim()).filter(Boolean).join(", ");
   const by = input("filter-launched-by", "launched_by", "launched by", "filter-by-options");
   const status = el("select", { id: "filter-status" }, el("option", { value: "" }, "any status"),
     ...STATUSES.map((v) => el("option", { value: v }, v)));

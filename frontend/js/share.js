@@ -122,7 +122,7 @@ export function recordRows(run) {
   const version = code.git_commit ? `${code.git_commit.slice(0, 12)}${code.git_dirty ? " (dirty)" : ""}` : code.package_version;
   return [["launched by", run.launched_by], ["seed", prov.seed ?? run.config?.train?.seed], ["code", version],
     ["torch", env.torch], ["CUDA", env.cuda], ["device", env.device_name ? `${env.device} (${env.device_name})` : env.device],
-    ["created", run.created_at], ["started", run.started_at], ["finished", run.finished_at],
+    ["created", when(run.created_at)], ["started", when(run.started_at)], ["finished", when(run.finished_at)],
     ...(prov.imported ? [["imported from", `${prov.imported.from_run} by ${prov.imported.imported_by}`]] : [])];
 }
 
