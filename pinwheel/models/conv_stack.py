@@ -154,13 +154,30 @@ class ConvStack(PinwheelModel):
         return dict(self._probe)
 
     def filter_bank(self) -> dict:
+        """Layer 1's decoder kernels (K, k, k) as the bank; with more layers, `layers` lists every
+        layer's, labelled: a layer-l kernel spans the C pooled group maps of layer l−1, drawn as C
+        k×k blocks side by side (K, k, C·k)."""
+        def layout_of(layer: ConvGroupSparseLayer) -> dict:
+            g = layer.config.groups
+            if g.kind == "blocks_1d":
+                return {"type": "grid", "rows": layer.config.maps // g.size, "cols": g.size}
+            return {"type": "list"}
+
         first = self.layers[0]
         w = numpy(first.W_d)[:, 0]  # (K, k, k)
-        g = first.config.groups
-        layout: dict = {"type": "list"}
-        if g.kind == "blocks_1d":
-            layout = {"type": "grid", "rows": first.config.maps // g.size, "cols": g.size}
-        return {"filters": w, "layout": layout}
+        out = {"filters": w, "layout": layout_of(first)}
+        if len(self.layers) > 1:
+            k = first.config.kernel
+            out["layers"] = [{"label": f"layer 1 · {len(w)} maps · {k}×{k} on the image",
+                              "filters": w, "layout": layout_of(first), "channels": 1}]
+            for i, layer in enumerate(self.layers[1:], start=2):
+                wd = numpy(layer.W_d)  # (K, C, k, k)
+                maps, channels, k, _ = wd.shape
+                out["layers"].append({
+                    "label": f"layer {i} · {maps} maps · {k}×{k} on each of the {channels} pooled groups of layer {i - 1}",
+                    "filters": wd.transpose(0, 2, 1, 3).reshape(maps, k, channels * k),
+                    "layout": layout_of(layer), "channels": channels})
+        return out
 
     def weights(self) -> dict[str, np.ndarray]:
         out = {"input_shape": np.asarray(self.input_shape, dtype=np.int64)}

@@ -6,7 +6,10 @@ so weak and strong filters are equally legible. Layouts (the payload's `layout.t
 - `groups`: 1-D groups side by side, one group per atlas row (a gap between groups);
 - `tree`: one atlas row per tree level, the tree's `parents` for the renderer's edges;
 - `positions`: receptive fields placed at their image positions (local filters: `layout.positions`);
-- `list`: row-major in a near-square grid.
+- `list`: row-major in a near-square grid;
+- `layers`: a stack of layers (conv stacks), one labelled block per layer, top to bottom, each laid
+  out by its own layout; `layout.layers` = [{label, count, first, tile, top, channels}] (units
+  first … first+count−1 are that layer's; `top` is the block's label band, LABEL_H pixels high).
 Every tile's place is in `tiles` ([[x, y], ...] in atlas pixels) unless the layout is `grid`
 (rows × cols, pitch tile + pad). The encoder atlas (`encoder_png`, same places) is sent when the
 frame stays under BUDGET; otherwise `encoder_omitted` says so.
@@ -27,6 +30,7 @@ BG = 40
 LEVELS_BITS = 6  # grey levels quantised to 64: the atlas PNG compresses ~25% better, still smooth
 BUDGET = 50_000  # characters of payload a frame; the encoder atlas is sent only when it fits
 MAX_GROUPS = 4  # groups listed per unit for hover (overlapping pools can hold a unit 25 times)
+LABEL_H = 6  # atlas rows above each layer block where the renderer writes the layer's label
 MAX_TILE_PIXELS = 36_864  # tile pixels an atlas may hold: 256 tiles of 12×12 fit; 400 of 28×28 become 9×9
 
 
@@ -128,8 +132,39 @@ def unit_groups(model) -> tuple[list[list[int]] | None, list[int] | None]:
     return known[1]
 
 
+def produce_layers(layers: list[dict]) -> dict:
+    """One labelled block per layer (each its own tile size and layout), stacked into one atlas."""
+    blocks, norms = [], []
+    for spec in layers:
+        filters = np.asarray(spec["filters"], dtype=np.float32)
+        m = filters.shape[0]
+        norms.append(np.linalg.norm(filters.reshape(m, -1), axis=1))
+        tiles = shrink(filters)
+        _, h, w = tiles.shape
+        places, _ = layout_places(dict(spec.get("layout") or {}), m, h, w, None)
+        blocks.append((spec, filters.shape[1:], tiles.shape[1:], places, place(tiles, places)[0]))
+    width = max(img.shape[1] for *_, img in blocks)
+    image = np.full((sum(LABEL_H + img.shape[0] for *_, img in blocks), width), BG, dtype=np.uint8)
+    meta, tiles_xy, top, first = [], [], 0, 0
+    for spec, source, tile, places, img in blocks:
+        y0 = top + LABEL_H
+        image[y0:y0 + img.shape[0], :img.shape[1]] = img
+        tiles_xy += [[int(x), int(y0 + y)] for x, y in places]
+        entry = {"label": spec["label"], "count": len(places), "first": first, "tile": list(tile), "top": top,
+                 "channels": int(spec.get("channels", 1))}
+        if tuple(tile) != tuple(source):
+            entry["source_tile"] = list(source)
+        meta.append(entry)
+        top, first = y0 + img.shape[0], first + len(places)
+    return {"atlas_png": png_base64(image), "count": first, "tile": meta[0]["tile"], "pad": PAD,
+            "size": [image.shape[1], image.shape[0]], "layout": {"type": "layers", "layers": meta},
+            "tiles": tiles_xy, "stats": {"norm": rounded(np.concatenate(norms), 3)}}
+
+
 def produce(model, probe_x) -> dict:
     bank = filter_bank(model, probe_x)
+    if len(bank.get("layers") or ()) > 1:
+        return produce_layers(bank["layers"])
     filters = np.asarray(bank["filters"], dtype=np.float32)
     m, h0, w0 = filters.shape
     norms = np.linalg.norm(filters.reshape(m, -1), axis=1)

@@ -262,3 +262,33 @@ def test_a_cancel_seen_late_checkpoints_the_state_of_its_frame():
     train(streamed_config(), resumed, resume=state)
     np.testing.assert_allclose(resumed.checkpoints[-1][1]["W_d"], straight.checkpoints[-1][1]["W_d"], rtol=1e-5, atol=1e-6)
     assert resumed.frames[-1]["panels"]["filter_grid"] == straight.frames[-1]["panels"]["filter_grid"]
+
+
+def test_conv_stack_filter_grid_has_one_labelled_block_per_layer():
+    from pinwheel.panels.filter_grid import BG, LABEL_H
+    from pinwheel.panels._util import grey_tiles
+
+    model, x, _ = preset_model("conv-stack", {}, steps=2)
+    fg = produce_panels(model, x)["filter_grid"]
+    layers = fg["layout"]["layers"]
+    l1, l2 = model.layers[0], model.layers[1]
+    k1, k2, c2 = l1.config.kernel, l2.config.kernel, l1.groups.n_groups
+    assert fg["layout"]["type"] == "layers" and fg["count"] == l1.config.maps + l2.config.maps == len(fg["tiles"])
+    assert [(d["first"], d["count"], d["tile"], d["channels"]) for d in layers] == [
+        (0, l1.config.maps, [k1, k1], 1), (l1.config.maps, l2.config.maps, [k2, c2 * k2], c2)]
+    assert layers[0]["label"].startswith("layer 1") and layers[1]["label"].startswith("layer 2")
+    assert str(c2) in layers[1]["label"]
+    image = png(fg["atlas_png"])
+    assert list(image.shape[::-1]) == fg["size"]
+    for d in layers:  # the label band above each block is empty background
+        assert (image[d["top"]:d["top"] + LABEL_H] == BG).all()
+        x0, y0 = fg["tiles"][d["first"]]
+        assert y0 >= d["top"] + LABEL_H
+    levels = lambda t: grey_tiles(t[None])[0] >> 2 << 2  # noqa: E731 — the atlas quantises to 64 grey levels
+    j = 5  # a layer-2 map: its kernel over each pooled group of layer 1, side by side
+    x0, y0 = fg["tiles"][l1.config.maps + j]
+    w2 = l2.W_d.detach().numpy()[j]  # (C, k, k)
+    np.testing.assert_array_equal(image[y0:y0 + k2, x0:x0 + c2 * k2], levels(np.concatenate(list(w2), axis=1)))
+    x0, y0 = fg["tiles"][3]
+    np.testing.assert_array_equal(image[y0:y0 + k1, x0:x0 + k1], levels(l1.W_d.detach().numpy()[3, 0]))
+    assert len(fg["stats"]["norm"]) == fg["count"]

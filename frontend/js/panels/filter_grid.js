@@ -6,6 +6,15 @@ import { decodePng, drawn, fit, fmt } from "../draw.js";
 
 export const title = "Filters";
 
+// Conv stacks: one block per layer (layout.layers), each its own tile size.
+function layerOf(p, unit) {
+  return p.layout?.type === "layers" ? p.layout.layers.find((l) => unit >= l.first && unit < l.first + l.count) : null;
+}
+
+function tileOf(p, unit) {
+  return layerOf(p, unit)?.tile ?? p.tile;
+}
+
 function tilePlace(p, unit) {
   if (p.tiles) return p.tiles[unit];
   const [h, w] = p.tile;
@@ -19,11 +28,16 @@ function unitAt(p, x, y) {
     const unit = row * p.cols + col;
     return col >= 0 && col < p.cols && row >= 0 && unit < p.count ? unit : -1;
   }
-  return p.tiles.findIndex(([tx, ty]) => x >= tx && x < tx + w && y >= ty && y < ty + h);
+  return p.tiles.findIndex(([tx, ty], unit) => {
+    const [th, tw] = tileOf(p, unit);
+    return x >= tx && x < tx + tw && y >= ty && y < ty + th;
+  });
 }
 
 export function hoverText(p, unit) {
-  const parts = [`unit ${unit}`];
+  const layer = layerOf(p, unit);
+  const parts = layer ? [`${layer.label.split(" · ")[0]} · map ${unit - layer.first}`] : [`unit ${unit}`];
+  if (layer && layer.channels > 1) parts.push(`${layer.channels} blocks: one per pooled group below`);
   if (p.layout?.type === "grid") parts.push(`grid (${Math.floor(unit / p.cols)}, ${unit % p.cols})`);
   if (p.groups) {
     const g = p.groups[unit], n = p.group_counts?.[unit] ?? g.length;
@@ -71,7 +85,9 @@ export function create(container) {
   const canvas = el("canvas", { class: "atlas", "data-panel": "filter_grid" });
   const hover = el("div", { class: "hover", "data-hover": "filter_grid" }, "\u00a0");
   const which = el("div", { class: "toggle" });
-  const state = { canvas, hover, payload: null, token: 0, view: "decoder", buttons: {} };
+  const labels = el("div", { class: "layer-labels", style: "position:absolute;inset:0;pointer-events:none" });
+  const stage = el("div", { style: "position:relative" }, canvas, labels);
+  const state = { canvas, hover, labels, payload: null, token: 0, view: "decoder", buttons: {} };
   for (const v of ["decoder", "encoder"]) {
     const b = el("button", { "data-view": v, class: v === state.view ? "on" : "" }, v);
     b.addEventListener("click", () => {
@@ -85,7 +101,7 @@ export function create(container) {
   const mp4 = el("button", { id: "export-mp4", title: "the filters' evolution over the whole run as an MP4 video (the view shown: decoder or encoder)" }, "MP4");
   mp4.addEventListener("click", () => exportMp4(state, mp4));
   which.append(mp4);
-  container.append(which, canvas, hover);
+  container.append(which, stage, hover);
   canvas.addEventListener("mousemove", (ev) => {
     const p = state.payload;
     if (!p) return;
@@ -123,6 +139,8 @@ export async function render(state, payload) {
     });
     ctx.stroke();
   }
+  state.labels.replaceChildren(...(payload.layout?.type === "layers" ? payload.layout.layers : []).map((l) =>
+    el("span", { "data-layer-label": l.label.split(" · ")[0], style: `position:absolute;left:2px;top:${(100 * l.top / img.height).toFixed(2)}%;font-size:11px;line-height:1;color:#ddd;background:rgba(0,0,0,0.55);padding:0 3px;right:2px` }, l.label)));
   canvas.dataset.view = b64 === payload.encoder_png ? "encoder" : "decoder";
   drawn(canvas, payload);
 }
