@@ -114,6 +114,12 @@ def test_admin_page_members_tokens_revoke_and_launches(stack, api, browser, cont
     assert launches.count() == 1 and f"run by {name}" in launches.inner_text()
     assert page.locator(f"#launches a[href='#/runs/{run['id']}']").count() == 1
     page.screenshot(path=str(artifacts_dir / "admin_page.png"), full_page=True)
+    page.locator("#members tr", has_text=name).locator("a").click()  # their runs, in the filtered run list
+    page.wait_for_function("""([who, id]) => document.querySelector('#filter-launched-by')?.value === who &&
+        [...document.querySelectorAll('table.runs tr[data-run]')].map((r) => r.dataset.run).join() === id""",
+                           arg=[name, run["id"]], timeout=10_000)
+    page.click("#nav-admin")
+    page.locator("#members tr", has_text=name).wait_for(timeout=10_000)
 
     # the member's own browser: no Admin link, and the page refuses them
     member_ctx = browser.new_context(viewport={"width": 1300, "height": 900})
