@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Protocol
 
 import torch
+from threadpoolctl import ThreadpoolController
 from torch import nn
 
 from .configs import RunConfig
@@ -87,6 +88,10 @@ class FrameStreamer:
         self.halted = False
         self.stop_state: dict | None = None
         self.error: BaseException | None = None
+        self.delivered, self.cpu_seconds = 0, 0.0  # frames delivered, CPU time the thread spent on them
+        # numpy's OpenBLAS runs the panels' small products on one thread: a second BLAS thread only spins
+        # against the training loop's threads for the cores (the loop itself uses torch's own pool)
+        self._blas = ThreadpoolController().select(internal_api="openblas")
         self._closing = False
         self._thread = threading.Thread(target=self._run, name="pinwheel-frames", daemon=True)
         self._thread.start()
@@ -122,11 +127,13 @@ class FrameStreamer:
         self.queue.task_done()
 
     def _deliver(self, head: dict, snap: dict, fresh: bool) -> None:
+        cpu = time.thread_time()
         model = self.load(snap)
-        with torch.no_grad():
+        with torch.no_grad(), self._blas.limit(limits=1):
             panels = produce_panels(model, self.probe_x, self.probe_y, step=head["step"], fresh=fresh)
         self.callbacks.on_frame({"step": head["step"], "total_steps": head["total_steps"], "wall_time": head["wall_time"],
                                  "time": time.time(), "metrics": head["metrics"], "panels": panels})
+        self.delivered, self.cpu_seconds = self.delivered + 1, self.cpu_seconds + time.thread_time() - cpu
         if self.callbacks.should_stop():
             self.stop_state, self.halted = snap, True
 
