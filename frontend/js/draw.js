@@ -53,3 +53,9 @@ export function fmt(v, digits = 3) {
   if (v !== 0 && (Math.abs(v) < 1e-3 || Math.abs(v) >= 1e4)) return v.toExponential(2);
   return (+v.toFixed(digits)).toString();
 }
+
+// The mouse position in the canvas's own pixels (the canvas may be scaled by CSS).
+export function canvasPoint(canvas, ev) {
+  const rect = canvas.getBoundingClientRect();
+  return [((ev.clientX - rect.left) / rect.width) * canvas.width, ((ev.clientY - rect.top) / rect.height) * canvas.height];
+}

@@ -113,7 +113,7 @@ def test_admin_page_members_tokens_revoke_and_launches(stack, api, browser, cont
     launches = page.locator("#launches tr[data-launch]")
     assert launches.count() == 1 and f"run by {name}" in launches.inner_text()
     assert page.locator(f"#launches a[href='#/runs/{run['id']}']").count() == 1
-    page.screenshot(path=str(artifacts_dir / "admin_page.png"), full_page=True)
+    page.screenshot(timeout=120_000, path=str(artifacts_dir / "admin_page.png"), full_page=True)
     page.locator("#members tr", has_text=name).locator("a").click()  # their runs, in the filtered run list
     page.wait_for_function("""([who, id]) => document.querySelector('#filter-launched-by')?.value === who &&
         [...document.querySelectorAll('table.runs tr[data-run]')].map((r) => r.dataset.run).join() === id""",
@@ -143,7 +143,7 @@ def test_admin_page_members_tokens_revoke_and_launches(stack, api, browser, cont
                            timeout=10_000)
     assert page.locator(f"[data-revoke-user='{user_id}']").is_disabled()
     assert httpx.get(f"{url}/api/runs", headers=services.auth_headers(token)).status_code == 401
-    page.screenshot(path=str(artifacts_dir / "admin_revoked.png"), full_page=True)
+    page.screenshot(timeout=120_000, path=str(artifacts_dir / "admin_revoked.png"), full_page=True)
     assert not page.errors, page.errors
 
 
@@ -177,7 +177,7 @@ def test_share_links_listed_created_with_expiry_reused_and_revoked(stack, api, b
     assert dated["expires_at"] is not None and dated["active"]
     row = page.locator(f"#share-table tr[data-share='{dated['id']}']")
     assert "for the reading group" in row.inner_text() and "never" not in row.inner_text()
-    page.screenshot(path=str(artifacts_dir / "share_links.png"), full_page=False)
+    page.screenshot(timeout=120_000, path=str(artifacts_dir / "share_links.png"), full_page=False)
 
     # after a reload the button still reuses the link without expiry
     page.reload()
@@ -252,7 +252,7 @@ def test_run_list_search_and_filters(stack, api, context, login, artifacts_dir):
     assert page.locator("#filter-tag").input_value() == f"{mark}-all"
     page.locator(f"tr[data-run='{alpha['id']}'] .tag[data-tag='{mark}-a']").click()  # both tags required
     shown({alpha["id"]})
-    page.screenshot(path=str(artifacts_dir / "run_list_filters.png"), full_page=True)
+    page.screenshot(timeout=120_000, path=str(artifacts_dir / "run_list_filters.png"), full_page=True)
 
     # the filters live in the address: a reload keeps them
     page.wait_for_function("() => location.hash.includes('tag=')")
@@ -293,7 +293,7 @@ def test_bundle_import_page_shows_refusals_and_opens_the_new_run(stack, api, con
     with zipfile.ZipFile(evil, "w") as z:
         z.writestr("../record.json", "{}")
     refused("evil.zip", evil.getvalue(), "path traversal are refused")
-    page.screenshot(path=str(artifacts_dir / "import_refused.png"), full_page=True)
+    page.screenshot(timeout=120_000, path=str(artifacts_dir / "import_refused.png"), full_page=True)
     refused("pickle.zip", bundle("with a pickle", extra={"model.pkl": b"\x80\x04K\x01."}), "no pickles")
 
     title = f"imported {secrets.token_hex(3)}"
@@ -308,7 +308,7 @@ def test_bundle_import_page_shows_refusals_and_opens_the_new_run(stack, api, con
     assert run["title"] == title and run["provenance"]["imported"]["imported_by"] == "admin"
     page.wait_for_function("() => +document.querySelector('canvas[data-panel=filter_grid]')?.dataset.drawnStep >= 0",
                            timeout=15_000)
-    page.screenshot(path=str(artifacts_dir / "import_done.png"), full_page=True)
+    page.screenshot(timeout=120_000, path=str(artifacts_dir / "import_done.png"), full_page=True)
     assert not page.errors and not page.dialogs, (page.errors, page.dialogs)
 
 
@@ -346,7 +346,7 @@ def test_notes_and_titles_with_scripts_stay_inert(stack, api, context, login, ar
     for link in notes.get_by_text("javascript link").all():  # clicking the would-be links does nothing
         link.click()
     assert page.locator(".run-head h2").inner_text() == title  # the title is text too
-    page.screenshot(path=str(artifacts_dir / "notes_inert.png"), full_page=True)
+    page.screenshot(timeout=120_000, path=str(artifacts_dir / "notes_inert.png"), full_page=True)
 
     page.goto(f"{url}/#/?tag=xss")  # the list and the admin page show the same title
     page.wait_for_selector(f"tr[data-run='{run['id']}']", timeout=10_000)

@@ -37,7 +37,7 @@ def test_launch_watch_live_and_cancel(stack, browser, artifacts_dir, login):
     assert levels > 50
     assert page.locator("#run-status").inner_text() == "running"
     page.wait_for_function("() => document.querySelector('.curves .scatterlayer .trace') !== null", timeout=30_000)
-    page.screenshot(path=str(artifacts_dir / "live_run.png"), full_page=True)
+    page.screenshot(timeout=120_000, path=str(artifacts_dir / "live_run.png"), full_page=True)
 
     page.locator("#cancel").click()
     page.wait_for_function("() => document.querySelector('#run-status').textContent === 'cancelled'", timeout=30_000)

@@ -91,7 +91,7 @@ def test_tree_inhibition_draws_the_tree_of_filters_and_s(stack, page, runs, arti
     assert page.locator("[data-hover=tree_inhibition]").inner_text().startswith("unit 0 · depth 0")
     info = page.locator("[data-info=tree_inhibition]").inner_text()
     assert "40 units on a tree of 4 levels" in info and "as of" not in info  # the last frame is fresh
-    page.locator("[data-panel-box=tree_inhibition]").screenshot(path=str(artifacts_dir / "panel_tree_inhibition.png"))
+    page.locator("[data-panel-box=tree_inhibition]").screenshot(timeout=120_000, path=str(artifacts_dir / "panel_tree_inhibition.png"))
 
 
 def test_interaction_matrix_draws_s_with_its_mask(stack, page, runs, artifacts_dir):
@@ -114,7 +114,7 @@ def test_interaction_matrix_draws_s_with_its_mask(stack, page, runs, artifacts_d
     box = page.locator("canvas[data-panel=interaction_matrix]").bounding_box()
     page.mouse.move(box["x"] + box["width"] * (12 / px["w"]), box["y"] + box["height"] * (20 / px["h"]))
     assert page.locator("[data-hover=interaction_matrix]").inner_text() == "S[0, 0] fixed at 0 by the mask"
-    page.locator("[data-panel-box=interaction_matrix]").screenshot(path=str(artifacts_dir / "panel_interaction_matrix.png"))
+    page.locator("[data-panel-box=interaction_matrix]").screenshot(timeout=120_000, path=str(artifacts_dir / "panel_interaction_matrix.png"))
 
 
 def test_drsae_units_draws_the_split_buildup_and_columns(stack, page, runs, artifacts_dir):
@@ -131,5 +131,5 @@ def test_drsae_units_draws_the_split_buildup_and_columns(stack, page, runs, arti
     assert px["greys"] > 40  # decoder columns
     im = page.evaluate(COLOURS, "interaction_matrix")
     assert run["panels"]["interaction_matrix"]["signed"] and im["hues"] > 20  # blue–white–red
-    page.locator("[data-panel-box=drsae_units]").screenshot(path=str(artifacts_dir / "panel_drsae_units.png"))
-    page.locator("[data-panel-box=interaction_matrix]").screenshot(path=str(artifacts_dir / "panel_interaction_matrix_drsae.png"))
+    page.locator("[data-panel-box=drsae_units]").screenshot(timeout=120_000, path=str(artifacts_dir / "panel_drsae_units.png"))
+    page.locator("[data-panel-box=interaction_matrix]").screenshot(timeout=120_000, path=str(artifacts_dir / "panel_interaction_matrix_drsae.png"))

@@ -96,7 +96,7 @@ def test_launch_form_validates_in_the_browser_and_shows_server_errors_by_the_fie
     page.locator("#launch-submit").click()
     page.wait_for_function("() => document.querySelector(\".field-error[data-for='model.groups.pool']\")"
                            "?.textContent.includes('larger')", timeout=10_000)
-    page.locator("#launch-form").screenshot(path=str(artifacts_dir / "launch_form_errors.png"))
+    page.locator("#launch-form").screenshot(timeout=120_000, path=str(artifacts_dir / "launch_form_errors.png"))
     assert page.evaluate("async () => (await (await fetch('/api/runs', {headers: {Authorization: "
                          "'Bearer ' + localStorage.getItem('pinwheel.token')}})).json()).length") == runs_before
     # the run list: model, data set, metrics and thumbnails of earlier runs are shown
@@ -129,8 +129,8 @@ def test_every_panel_draws_real_data(stack, page, finished_run, artifacts_dir):
     page.locator("[data-kind=filter_grid] button[data-view=encoder]").click()
     page.wait_for_function(f"() => {CANVAS.format(kind='filter_grid')}.dataset.view === 'encoder'", timeout=5000)
     for kind in KINDS:
-        page.locator(f"[data-panel-box={kind}]").screenshot(path=str(artifacts_dir / f"panel_{kind}.png"))
-    page.screenshot(path=str(artifacts_dir / "run_page.png"), full_page=True)
+        page.locator(f"[data-panel-box={kind}]").screenshot(timeout=120_000, path=str(artifacts_dir / f"panel_{kind}.png"))
+    page.screenshot(timeout=120_000, path=str(artifacts_dir / "run_page.png"), full_page=True)
 
 
 def test_timeline_scrub_keys_and_play(stack, page, finished_run):

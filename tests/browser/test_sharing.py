@@ -48,7 +48,7 @@ def test_login_share_compare_and_offline_export(stack, api, browser, login, arti
         guest.locator("#cancel").dispatch_event("click")
         guest.wait_for_function("() => /read|403|authori/i.test(document.querySelector('#run-error').textContent)",
                                 timeout=15_000)
-        guest.screenshot(path=str(artifacts_dir / "share_guest.png"), full_page=True)
+        guest.screenshot(timeout=120_000, path=str(artifacts_dir / "share_guest.png"), full_page=True)
         assert api.get(f"/api/runs/{live['id']}").json()["status"] == "running"
         other = guest.evaluate(f"""async () => (await fetch('/api/runs/{done["id"]}',
             {{headers: {{Authorization: 'Bearer ' + sessionStorage.getItem('pinwheel.share')}}}})).status""")
@@ -62,7 +62,7 @@ def test_login_share_compare_and_offline_export(stack, api, browser, login, arti
         assert any(row.startswith("train.steps") for row in diff), diff
         page.select_option("#compare-align", "fraction")
         page.wait_for_function("() => /% of training/.test(document.querySelector('#compare-cursor').textContent)")
-        page.screenshot(path=str(artifacts_dir / "compare.png"), full_page=True)
+        page.screenshot(timeout=120_000, path=str(artifacts_dir / "compare.png"), full_page=True)
 
         page.goto(f"{url}/#/runs/{done['id']}")
         with page.expect_download(timeout=60_000) as dl:
@@ -79,7 +79,7 @@ def test_login_share_compare_and_offline_export(stack, api, browser, login, arti
         assert offline.evaluate("() => document.querySelector('#filters').naturalWidth") > 0
         assert offline.locator("#title").inner_text() == "finished tiny"
         assert all(r.startswith(("file:", "data:")) for r in requests), requests
-        offline.screenshot(path=str(artifacts_dir / "export_offline.png"), full_page=True)
+        offline.screenshot(timeout=120_000, path=str(artifacts_dir / "export_offline.png"), full_page=True)
         assert not errors, errors
     finally:
         api.post(f"/api/runs/{live['id']}/cancel")

@@ -1,7 +1,7 @@
 // Renderer for `drsae_units`: DrSAE's categorical vs part units — selectivity against recurrent growth
 // per unit, the activity build-up over iterations t, and the decoder columns of each kind.
 import { el } from "../api.js";
-import { decodePng, drawn, fit, fmt, rgb } from "../draw.js";
+import { canvasPoint, decodePng, drawn, fit, fmt, rgb } from "../draw.js";
 
 export const title = "DrSAE unit types";
 
@@ -30,9 +30,7 @@ export function create(container) {
   canvas.addEventListener("mousemove", (ev) => {
     const p = state.payload;
     if (!p) return;
-    const rect = canvas.getBoundingClientRect();
-    const x = ((ev.clientX - rect.left) / rect.width) * canvas.width;
-    const y = ((ev.clientY - rect.top) / rect.height) * canvas.height;
+    const [x, y] = canvasPoint(canvas, ev);
     const hit = state.tiles.find((t) => x >= t.x && x < t.x + t.w && y >= t.y && y < t.y + t.h);
     if (hit) {
       const u = hit.unit;

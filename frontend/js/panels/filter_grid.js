@@ -2,7 +2,7 @@
 // the unit, its place, group(s) and statistics on the probe batch.
 import { el } from "../api.js";
 import { bearer } from "../auth.js";
-import { decodePng, drawn, fit, fmt } from "../draw.js";
+import { canvasPoint, decodePng, drawn, fit, fmt } from "../draw.js";
 
 export const title = "Filters";
 
@@ -105,9 +105,7 @@ export function create(container) {
   canvas.addEventListener("mousemove", (ev) => {
     const p = state.payload;
     if (!p) return;
-    const rect = canvas.getBoundingClientRect();
-    const x = ((ev.clientX - rect.left) / rect.width) * canvas.width;
-    const y = ((ev.clientY - rect.top) / rect.height) * canvas.height;
+    const [x, y] = canvasPoint(canvas, ev);
     const unit = unitAt(p, x, y);
     if (unit >= 0) hover.textContent = hoverText(p, unit);
   });

@@ -1,7 +1,7 @@
 // Renderer for `interaction_matrix`: S as a heat map (viridis for S ≥ 0, blue–white–red when signed),
 // entries the model fixes at zero in light grey, tree subtrees outlined; hover reads an entry.
 import { el } from "../api.js";
-import { decodePng, drawn, fit, fmt, rgb, viridis } from "../draw.js";
+import { canvasPoint, decodePng, drawn, fit, fmt, rgb, viridis } from "../draw.js";
 
 export const title = "Interaction matrix S";
 
@@ -84,10 +84,8 @@ export function create(container) {
   canvas.addEventListener("mousemove", (ev) => {
     const p = state.payload;
     if (!p || !state.matrix) return;
-    const rect = canvas.getBoundingClientRect();
-    const x = ((ev.clientX - rect.left) / rect.width) * canvas.width - X0;
-    const y = ((ev.clientY - rect.top) / rect.height) * canvas.height - Y0;
-    const cell = matrixCell(p, SIZE, x, y);
+    const [px, py] = canvasPoint(canvas, ev);
+    const cell = matrixCell(p, SIZE, px - X0, py - Y0);
     if (!cell) return;
     const v = state.matrix.value(...cell);
     hover.textContent = `S[${p.order[cell[0]]}, ${p.order[cell[1]]}] ${v == null ? "fixed at 0 by the mask" : `≈ ${fmt(v)}`}`;

@@ -1,7 +1,7 @@
 // Renderer for `tree_inhibition`: the tree with each node's filter as its picture (size ∝ √ mean |z|,
 // frame colour = share of probes the unit is active on), edges to parents; beside it S in tree order.
 import { el } from "../api.js";
-import { decodePng, drawn, fit, fmt, rgb, viridis } from "../draw.js";
+import { canvasPoint, decodePng, drawn, fit, fmt, rgb, viridis } from "../draw.js";
 import { drawMatrix, matrixCell, matrixImage } from "./interaction_matrix.js";
 
 export const title = "Tree inhibition";
@@ -37,9 +37,7 @@ export function create(container) {
   canvas.addEventListener("mousemove", (ev) => {
     const p = state.payload;
     if (!p) return;
-    const rect = canvas.getBoundingClientRect();
-    const x = ((ev.clientX - rect.left) / rect.width) * canvas.width;
-    const y = ((ev.clientY - rect.top) / rect.height) * canvas.height;
+    const [x, y] = canvasPoint(canvas, ev);
     const node = state.nodes.findIndex((b) => b && x >= b[0] && x < b[0] + b[2] && y >= b[1] && y < b[1] + b[2]);
     if (node >= 0) {
       hover.textContent = `unit ${node} · depth ${p.depth[node]}${p.parents[node] >= 0 ? ` · parent ${p.parents[node]}` : " (root)"}`
