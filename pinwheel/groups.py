@@ -111,7 +111,8 @@ def torus_2d(side: int, pool: int, stride: int, sigma: float | None = None) -> G
         for dr in range(pool):
             for dc in range(pool):
                 w[j, ((r0 + dr) % side) * side + (c0 + dc) % side] = kernel[dr, dc]
-    return GroupStructure("torus_2d", torch.tensor(w, dtype=torch.float32), grid=(side, side))
+    return GroupStructure("torus_2d", torch.tensor(w, dtype=torch.float32), grid=(side, side),
+                          meta={"rule": {"type": "torus_2d", "side": side, "pool": pool, "stride": stride}})
 
 
 def tree_parents(branching: int, depth: int) -> np.ndarray:

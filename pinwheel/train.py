@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import copy
 import math
+import os
 import queue
 import threading
 import time
@@ -116,6 +117,10 @@ class FrameStreamer:
         return self.shadow
 
     def _run(self) -> None:
+        try:  # Linux schedules threads one by one: let the training threads have the cores first
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+        except (AttributeError, OSError):
+            pass
         while (item := self.queue.get()) is not None:
             try:
                 if not self.halted:

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import functools
+
 import numpy as np
 
 
@@ -57,25 +59,45 @@ class OrientationMap:
         return self.selectivity * np.exp(2j * self.theta)
 
 
+@functools.lru_cache(maxsize=8)
+def _half_spectrum_weights(size: int) -> np.ndarray:
+    """Per rfft2 entry, the sum over it and its mirror in the full spectrum of 1, e^{2i·angle(k)} and |k|
+    (k as fftfreq labels it, so the Nyquist row and column weigh exactly as in a full fft2)."""
+    fr, fc = np.meshgrid(np.fft.fftfreq(size), np.fft.fftfreq(size), indexing="ij")
+    radius = np.hypot(fr, fc)
+    full = np.stack([np.ones_like(radius), np.where(radius > 0, np.exp(2j * np.arctan2(fr, fc)), 0), radius])
+    half = size // 2 + 1
+    mirror = full[:, (-np.arange(size)) % size][:, :, (-np.arange(half)) % size]
+    self_mirrored = np.zeros(half, dtype=bool)  # columns whose mirror lies in the half itself
+    self_mirrored[0] = True
+    self_mirrored[-1] = size % 2 == 0
+    out = full[:, :, :half] + np.where(self_mirrored, 0, mirror)
+    return out.reshape(3, -1)
+
+
 def unit_properties(filters: np.ndarray, pad_to: int = 32) -> UnitProperties:
-    """θ, r, ν and position of every filter (m, h, w), from its zero-padded power spectrum."""
-    f = np.asarray(filters, dtype=np.float64)
+    """θ, r, ν and position of every filter (m, h, w), from its zero-padded power spectrum.
+
+    The power spectrum of a real filter is point-symmetric and so are the weights e^{2i·angle} and
+    |k|, so the sums run over the half-spectrum of rfft2, columns other than 0 and Nyquist counted
+    twice: the same moments as the full fft2 at half the work (this runs every live frame)."""
+    f = np.asarray(filters, dtype=np.float32)
     m, h, w = f.shape
     size = max(pad_to, h, w)
     centred = f - f.mean(axis=(1, 2), keepdims=True)
-    power = np.abs(np.fft.fft2(centred, s=(size, size))) ** 2  # (m, size, size)
-    fr = np.fft.fftfreq(size)[:, None] * np.ones((1, size))
-    fc = np.ones((size, 1)) * np.fft.fftfreq(size)[None, :]
-    radius = np.hypot(fr, fc)
-    phase = np.where(radius > 0, np.exp(2j * np.arctan2(fr, fc)), 0)
-    total = power.sum(axis=(1, 2)) + 1e-20
-    moment = (power * phase).sum(axis=(1, 2)) / total
-    energy = f**2
+    spectrum = np.fft.rfft2(centred, s=(size, size))  # (m, size, size // 2 + 1)
+    power = spectrum.real**2 + spectrum.imag**2
+    weights = _half_spectrum_weights(size)  # (3, size·(size//2+1)): count, e^{2i·angle}, |k|
+    power = power.reshape(m, -1).astype(np.float64)  # (m, size·(size//2+1))
+    total = power @ weights[0].real + 1e-20
+    moment = (power @ weights[1]) / total
+    frequency = (power @ weights[2].real) / total
+    energy = f.astype(np.float64) ** 2
     mass = energy.sum(axis=(1, 2)) + 1e-20
     rows, cols = np.mgrid[0:h, 0:w]
     position = np.stack([(energy * rows).sum(axis=(1, 2)) / mass, (energy * cols).sum(axis=(1, 2)) / mass], axis=1)
     return UnitProperties(theta=np.mod(np.angle(moment) / 2, np.pi), selectivity=np.abs(moment),
-                          frequency=(power * radius).sum(axis=(1, 2)) / total, position=position)
+                          frequency=frequency, position=position)
 
 
 def orientation_map(filters: np.ndarray, grid: tuple[int, int]) -> OrientationMap:

@@ -14,7 +14,8 @@ Every tile's place is in `tiles` ([[x, y], ...] in atlas pixels) unless the layo
 (rows × cols, pitch tile + pad). The encoder atlas (`encoder_png`, same places) is sent when the
 frame stays under BUDGET; otherwise `encoder_omitted` says so.
 Per-unit statistics on the probe batch (`stats`): mean activation, share of probes it is active on,
-and the decoder filter's norm; `groups`: the groups of each unit (at most MAX_GROUPS listed).
+and the decoder filter's norm; `groups`: the groups of each unit (at most MAX_GROUPS listed), or
+`group_rule` ({type: "torus_2d", side, pool, stride}) from which the renderer works them out.
 """
 from __future__ import annotations
 
@@ -119,6 +120,13 @@ def layout_places(layout: dict, m: int, h: int, w: int, groups: list[list[int]] 
 _membership: dict[int, tuple] = {}  # id(group structure) → (weak ref, lists): fixed for a run
 
 
+def group_rule(model) -> dict | None:
+    """The rule that generated the groups, when the renderer can apply it itself (torus pools): 256
+    units in 25 pools each are ~6 KB of lists a frame, the rule is 60 bytes."""
+    g = getattr(model, "groups", None)
+    return (getattr(g, "meta", None) or {}).get("rule")
+
+
 def unit_groups(model) -> tuple[list[list[int]] | None, list[int] | None]:
     g = getattr(model, "groups", None)
     if g is None or not hasattr(g, "membership"):
@@ -170,7 +178,8 @@ def produce(model, probe_x) -> dict:
     norms = np.linalg.norm(filters.reshape(m, -1), axis=1)
     tiles = shrink(filters)  # big banks: area-averaged tiles, each still contrast-normalised on its own
     m, h, w = tiles.shape
-    groups, group_counts = unit_groups(model)
+    rule = group_rule(model)
+    groups, group_counts = (None, None) if rule else unit_groups(model)
     places, layout = layout_places(dict(bank.get("layout") or {}), m, h, w, groups)
     image, _ = place(tiles, places)
     out = {
@@ -190,7 +199,9 @@ def produce(model, probe_x) -> dict:
         stats["mean"] = rounded(z.mean(axis=0), 4)
         stats["active"] = rounded((np.abs(z) > 1e-6).mean(axis=0), 3)
     out["stats"] = stats
-    if groups is not None:
+    if rule:
+        out["group_rule"] = rule
+    elif groups is not None:
         out["groups"], out["group_counts"] = groups, group_counts
     enc = encoder_filters(model, filters.shape)
     if enc is not None and 2 * len(out["atlas_png"]) > BUDGET:  # it cannot fit: do not spend time encoding it

@@ -23,7 +23,9 @@ def produce(model, probe_x) -> dict:
     if values.size:
         lo, hi = max(float(values.min()), 1e-4), max(float(values.max()), 2e-4)
         edges = np.geomspace(lo, hi * 1.0001, BINS + 1)
-        counts, _ = np.histogram(np.clip(values, lo, None), bins=edges)
+        # bins are uniform in log|z|: a bincount of the bin index, not np.histogram's sort of every value
+        index = (np.log(np.clip(values, lo, None)) - np.log(edges[0])) / (np.log(edges[-1]) - np.log(edges[0])) * BINS
+        counts = np.bincount(np.clip(index.astype(np.int64), 0, BINS - 1), minlength=BINS)
     else:
         edges, counts = np.array([0.0, 1.0]), np.array([0])
     l0_counts, l0_edges = np.histogram(l0, bins=min(20, max(1, int(l0.max() - l0.min()) + 1)))

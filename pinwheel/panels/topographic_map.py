@@ -107,7 +107,7 @@ def produce(model, probe_x) -> dict:
         omap = topography.orientation_map(filters, (rows, cols))
         summary = topography.summarise(omap, wrap=layout.get("type") == "grid")
         theta, sel = np.mod(omap.theta, np.pi), omap.selectivity
-        pw = [[float(p.row), float(p.col), int(p.handedness)] for p in topography.find_pinwheels(omap.theta)]
+        pw = [[round(float(p.row), 2), round(float(p.col), 2), int(p.handedness)] for p in topography.find_pinwheels(omap.theta)]
         lam, rho, smooth, source = summary.spacing, summary.density, summary.smoothness, "pinwheel.analysis.topography"
     else:
         theta, sel = orientation_selectivity(filters)

@@ -210,3 +210,19 @@ def test_exports_png_gif_mp4_csv(stack, page, finished_run, tmp_path):
     lines = open(dl.value.path()).read().strip().splitlines()
     assert lines[0].startswith("step,wall_time,") and "loss" in lines[0]
     assert len(lines) - 1 == sum(1 for _ in steps) - 1  # the step-0 frame carries no metrics yet
+
+
+@pytest.mark.parametrize("side,pool,stride", [(8, 3, 1), (16, 5, 1), (16, 4, 2), (6, 3, 3)])
+def test_hover_groups_worked_out_in_the_browser_equal_the_torus_membership(stack, page, side, pool, stride):
+    """Torus pools are sent as a rule, not as lists: the renderer's membership must be the library's."""
+    from pinwheel.groups import torus_2d
+    from pinwheel.panels.filter_grid import MAX_GROUPS
+
+    membership = torus_2d(side, pool, stride).membership()
+    page.goto(f"{stack['url']}/#/")
+    got = page.evaluate("""async rule => {
+        const { unitGroups } = await import('/js/panels/filter_grid.js');
+        return [...Array(rule.side * rule.side).keys()].map(u => unitGroups({ group_rule: rule }, u));
+    }""", {"type": "torus_2d", "side": side, "pool": pool, "stride": stride})
+    for unit, groups in enumerate(membership):
+        assert got[unit] == {"groups": groups[:MAX_GROUPS], "count": len(groups)}, unit

@@ -198,6 +198,21 @@ def test_gabor_filters_of_known_orientation_give_that_orientation():
     assert T.unit_properties(blob[None]).selectivity[0] < 0.1  # isotropic: not selective
 
 
+@pytest.mark.parametrize("shape,pad_to", [((20, 12, 12), 32), ((9, 7, 9), 7), ((5, 33, 33), 32)])
+def test_spectral_moments_equal_the_sums_over_the_full_spectrum(shape, pad_to):
+    """unit_properties sums over half the spectrum; the reference sums every entry of fft2 (odd and even sizes)."""
+    f = np.random.default_rng(1).standard_normal(shape)
+    size = max(pad_to, *shape[1:])
+    power = np.abs(np.fft.fft2(f - f.mean(axis=(1, 2), keepdims=True), s=(size, size))) ** 2
+    fr, fc = np.meshgrid(np.fft.fftfreq(size), np.fft.fftfreq(size), indexing="ij")
+    radius = np.hypot(fr, fc)
+    moment = (power * np.where(radius > 0, np.exp(2j * np.arctan2(fr, fc)), 0)).sum(axis=(1, 2)) / power.sum(axis=(1, 2))
+    props = T.unit_properties(f, pad_to=pad_to)
+    np.testing.assert_allclose(props.selectivity, np.abs(moment), atol=1e-6)
+    np.testing.assert_allclose(np.exp(2j * props.theta), np.exp(1j * np.angle(moment)), atol=1e-5)
+    np.testing.assert_allclose(props.frequency, (power * radius).sum(axis=(1, 2)) / power.sum(axis=(1, 2)), rtol=1e-6)
+
+
 def test_orientation_entropy_of_uniform_and_single_orientations():
     assert T.orientation_entropy(np.linspace(0, np.pi, 120, endpoint=False)) == pytest.approx(1.0)
     assert T.orientation_entropy(np.full(50, 0.4)) == 0.0

@@ -34,13 +34,30 @@ function unitAt(p, x, y) {
   });
 }
 
+const MAX_GROUPS = 4;  // as the producer lists them
+
+// The groups a unit belongs to: listed in the payload, or worked out from the rule that made them
+// (torus pools: pool×pool windows starting every `stride` units, wrapping; group index row-major).
+export function unitGroups(p, unit) {
+  if (p.groups) return { groups: p.groups[unit], count: p.group_counts?.[unit] ?? p.groups[unit].length };
+  const rule = p.group_rule;
+  if (rule?.type !== "torus_2d") return null;
+  const { side, pool, stride } = rule;
+  const starts = Math.ceil(side / stride), r = Math.floor(unit / side), c = unit % side;
+  const covering = (v) => [...Array(starts).keys()].filter((k) => (((v - k * stride) % side) + side) % side < pool);
+  const groups = [];
+  for (const gr of covering(r)) for (const gc of covering(c)) groups.push(gr * starts + gc);
+  return { groups: groups.slice(0, MAX_GROUPS), count: groups.length };
+}
+
 export function hoverText(p, unit) {
   const layer = layerOf(p, unit);
   const parts = layer ? [`${layer.label.split(" · ")[0]} · map ${unit - layer.first}`] : [`unit ${unit}`];
   if (layer && layer.channels > 1) parts.push(`${layer.channels} blocks: one per pooled group below`);
   if (p.layout?.type === "grid") parts.push(`grid (${Math.floor(unit / p.cols)}, ${unit % p.cols})`);
-  if (p.groups) {
-    const g = p.groups[unit], n = p.group_counts?.[unit] ?? g.length;
+  const listed = unitGroups(p, unit);
+  if (listed) {
+    const { groups: g, count: n } = listed;
     parts.push(`group${n === 1 ? "" : "s"} ${g.join(", ")}${n > g.length ? ` (+${n - g.length} more)` : ""}`);
   }
   const s = p.stats || {};
