@@ -14,7 +14,7 @@ from PIL import Image
 from pinwheel.configs import PRESETS, RunConfig, deep_merge
 from pinwheel.data import build_dataset
 from pinwheel.models import build_model
-from pinwheel.panels import produce_panels, topographic_map
+from pinwheel.panels import produce_panels
 
 
 def png(text: str) -> np.ndarray:
@@ -61,32 +61,6 @@ def test_every_panel_of_the_group_sparse_model(groups, units, layout):
     rec = panels["reconstructions"]
     strip = png(rec["strip_png"])
     assert strip.shape == (2 * (12 + 1) + 1, rec["count"] * 13 + 1)
-
-
-def grating(theta: float, size: int = 12, freq: float = 0.25) -> np.ndarray:
-    """Stripes whose edges run along angle theta (x right, y down as on screen... y up in maths)."""
-    yy, xx = np.mgrid[0:size, 0:size]
-    k = (-np.sin(theta), np.cos(theta))  # wave vector perpendicular to the edge direction
-    return np.cos(2 * np.pi * freq * (k[0] * xx + k[1] * yy))
-
-
-def test_orientation_of_gratings_and_a_pinwheel_with_its_handedness():
-    thetas = np.linspace(0, np.pi, 8, endpoint=False)
-    est, sel = topographic_map.orientation_selectivity(np.stack([grating(t) for t in thetas]))
-    circ = np.angle(np.exp(2j * (est - est[0])) / np.exp(2j * (thetas - thetas[0]))) / 2
-    assert np.abs(circ).max() < 0.15  # orientation differences are recovered
-    assert (sel > 0.5).all()
-    # a map whose orientation is half the polar angle around the centre holds one pin-wheel
-    n = 10
-    yy, xx = np.mgrid[0:n, 0:n] - (n - 1) / 2
-    field = np.mod(0.5 * np.arctan2(yy, xx), np.pi)
-    found = [p for p in topographic_map.pinwheels(field) if 2 < p[0] < 7 and 2 < p[1] < 7]
-    assert len(found) == 1 and abs(found[0][2]) == 1
-    mirrored = [p for p in topographic_map.pinwheels(np.mod(-field, np.pi)) if 2 < p[0] < 7 and 2 < p[1] < 7]
-    assert mirrored[0][2] == -found[0][2]
-    smooth = np.mod(np.mgrid[0:n, 0:n][1] * np.pi / n, np.pi)
-    rng = np.random.default_rng(0)
-    assert topographic_map.smoothness(smooth) > 0.7 > topographic_map.smoothness(rng.uniform(0, np.pi, (n, n)))
 
 
 # ---- tree_inhibition, interaction_matrix, drsae_units, atlas size, reuse of slow kinds ----------
