@@ -115,11 +115,18 @@ def pinwheels(quick: bool) -> dict:
     bank = model.filter_bank()
     omap = T.orientation_map(bank["filters"], (model.side, model.side))
     pins = T.find_pinwheels(omap.theta)
+    # pools are cut at the grid's edge, so edge units are pulled together less: count pin-wheels and
+    # area again without a band of pool // 2 units along the edge
+    margin, side = cfg.model.pool // 2, model.side
+    inner = [p for p in pins if margin <= p.row <= side - 1 - margin and margin <= p.col <= side - 1 - margin]
+    inner_area = (side - 1 - 2 * margin) ** 2
     final = trace[-1]
     organised = next((t for t in trace if t["smoothness"] >= ORGANISED), None)
     return {"steps": cfg.train.steps, "grid": model.side, "receptive_field": cfg.model.receptive_field,
             "wall_s": round(wall, 1), **{k: final[k] for k in final if k not in ("step", "seconds")},
             "seconds_to_organised": organised["seconds"] if organised else None,
+            "edge_margin": margin, "n_pinwheels_inner": len(inner),
+            "density_inner": T.pinwheel_density(len(inner), final["spacing"], inner_area),
             "step_organised": organised["step"] if organised else None, "trace": trace,
             "figures": [save(atlas(bank["filters"], model.side), "science2_pinwheel_filters.png", 2),
                         save(orientation_image(omap, pins), "science2_pinwheel_map.png")]}
@@ -184,6 +191,7 @@ def main() -> None:
         ("pin-wheels: count (+ / −)", f"{pw.get('n_pinwheels')} ({pw.get('n_left')} / {pw.get('n_right')})" if pw else None),
         ("pin-wheels: column spacing Λ (grid units)", pw.get("spacing")),
         ("pin-wheels: density ρ (cortex: π ≈ 3.14)", pw.get("density")),
+        ("pin-wheels: count / ρ away from the grid's edge", f"{pw.get('n_pinwheels_inner')} / {pw.get('density_inner', 0):.2f}" if pw else None),
         (f"pin-wheels: seconds until smoothness ≥ {ORGANISED}", pw.get("seconds_to_organised")),
         ("lateral tree: |cos| within branch", lt.get("within")),
         ("lateral tree: |cos| across branches", lt.get("across")),

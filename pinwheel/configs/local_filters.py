@@ -55,17 +55,17 @@ class LocalFiltersConfig(Strict):
 PINWHEELS_PRESET = {
     "id": "pinwheels-local",
     "title": "Pin-wheels: local filters without weight sharing",
-    "description": "Whole 24×24 whitened images, each shown under a random rotation / flip; a 17×17 grid of "
-                   "units, each with its own 8×8 receptive field and no shared weights, trained with group "
-                   "sparsity over Gaussian grid neighbourhoods that shrink from σ = 3 to 1.5 (after Gregor & "
-                   "LeCun 2010). Neighbouring filters are meant to share an orientation; at this size and budget "
-                   "the orientation map has not organised (docs/science2.md).",
+    "description": "Whole 16×16 whitened images, each shown under a random rotation / flip; a 24×24 grid of "
+                   "units (2.25 per pixel), each with its own 8×8 receptive field and no shared weights, trained "
+                   "with group sparsity over Gaussian grid neighbourhoods that shrink from σ = 3 to 1.5 (after "
+                   "Gregor & LeCun 2010). Within a few minutes neighbouring filters share an orientation: domains "
+                   "of one orientation that meet at pin-wheels.",
     "config": {
-        "model": {"kind": "local_filters", "receptive_field": 8, "stride": 1, "pool": 5, "pool_sigma": 1.5,
-                  "anneal_sigma_from": 3.0, "anneal_steps": 1500, "lam": 1.0, "lam_warmup_steps": 500,
+        "model": {"kind": "local_filters", "receptive_field": 8, "grid": 24, "pool": 5, "pool_sigma": 1.5,
+                  "anneal_sigma_from": 3.0, "anneal_steps": 3000, "lam": 0.5, "lam_warmup_steps": 1000,
                   "augment": True},
-        "data": {"kind": "natural_images", "image_size": 24, "pool_size": 5000},
-        "train": {"steps": 3000, "batch_size": 32, "lr": 3e-3},
+        "data": {"kind": "natural_images", "image_size": 16, "pool_size": 5000},
+        "train": {"steps": 8000, "batch_size": 64, "lr": 3e-3},
     },
 }
 

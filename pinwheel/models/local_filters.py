@@ -162,8 +162,12 @@ class LocalFiltersAE(PinwheelModel):
 
     def filter_bank(self) -> dict:
         k = self.config.receptive_field
+        positions = self.positions()
+        # fields at their image positions when each unit has its own; with several units to a field
+        # (`grid`) the tiles would cover each other there, so they go on the unit grid instead
+        own_fields = len(np.unique(positions, axis=0)) == len(positions)
         return {"filters": numpy(self.layer.W_d).reshape(-1, k, k),
-                "layout": {"type": "positions", "positions": self.positions().tolist(),
+                "layout": {"type": "positions" if own_fields else "grid", "positions": positions.tolist(),
                            "image_shape": list(self.input_shape), "rows": self.side, "cols": self.side}}
 
     def weights(self) -> dict[str, np.ndarray]:

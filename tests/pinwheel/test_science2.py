@@ -322,3 +322,29 @@ def test_preset_trains_end_to_end(preset_id):
     assert names <= set(rec.weights) and all(np.isfinite(v).all() for v in rec.weights.values())
     if preset_id == "conv-stack":
         assert {"probe_pixels", "probe_layer1", "probe_layer2"} <= set(rec.frames[-1]["metrics"])
+
+
+@pytest.mark.parametrize("model, layout", [({"grid": None, "stride": 1}, "positions"), ({"grid": 12}, "grid")])
+def test_local_filters_are_drawn_without_covering_each_other(model, layout):
+    """Fields at image positions when every unit has its own; on the unit grid when units share fields."""
+    from pinwheel.data import build_dataset
+    from pinwheel.models import build_model
+    from pinwheel.panels import produce_panels
+
+    cfg = RunConfig.model_validate(deep_merge(preset_by_id("pinwheels-local")["config"], {
+        "model": {**model, "anneal_steps": 5}, "data": {"image_size": 14, "pool_size": 100}}))
+    data = build_dataset(cfg.data, 0)
+    net = build_model(cfg.model, data, torch.Generator().manual_seed(0))
+    fg = produce_panels(net, data.probe(16)[0])["filter_grid"]
+    assert fg["layout"]["type"] == layout and fg["count"] == net.side**2
+    h, w = fg["tile"]
+    if layout == "grid":
+        assert fg["size"] == [net.side * (w + 1) + 1] * 2
+        tiles = [((i % net.side) * (w + 1), (i // net.side) * (h + 1)) for i in range(fg["count"])]
+    else:
+        tiles = fg["tiles"]
+    xy = np.array(tiles)
+    dx, dy = np.abs(xy[:, None, 0] - xy[None, :, 0]), np.abs(xy[:, None, 1] - xy[None, :, 1])
+    overlap = (dx < w) & (dy < h)
+    np.fill_diagonal(overlap, False)
+    assert not overlap.any()
