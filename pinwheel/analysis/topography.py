@@ -192,9 +192,10 @@ class MapSummary:
         return dict(self.__dict__)
 
 
-def summarise(omap: OrientationMap, selective_threshold: float = 0.3, wrap: bool = False) -> MapSummary:
-    """Headline numbers of an orientation map."""
-    pins = find_pinwheels(omap.theta)
+def summarise(omap: OrientationMap, selective_threshold: float = 0.3, wrap: bool = False,
+              pins: list[Pinwheel] | None = None) -> MapSummary:
+    """Headline numbers of an orientation map (`pins`: its pin-wheels, when the caller has found them)."""
+    pins = find_pinwheels(omap.theta) if pins is None else pins
     spacing = column_spacing(omap.complex)
     rows, cols = omap.theta.shape
     return MapSummary(smoothness=smoothness(omap.theta, wrap=wrap),

@@ -45,9 +45,10 @@ def produce(model, probe_x) -> dict:
     if rows * cols != m:
         filters = np.concatenate([filters, np.zeros((rows * cols - m, *filters.shape[1:]), dtype=filters.dtype)])
     omap = topography.orientation_map(filters, (rows, cols))
-    summary = topography.summarise(omap, wrap=on_grid)
+    pins = topography.find_pinwheels(omap.theta)
+    summary = topography.summarise(omap, wrap=on_grid, pins=pins)
     theta, sel = np.mod(omap.theta, np.pi), omap.selectivity
-    pw = [[round(float(p.row), 2), round(float(p.col), 2), int(p.handedness)] for p in topography.find_pinwheels(omap.theta)]
+    pw = [[round(float(p.row), 2), round(float(p.col), 2), int(p.handedness)] for p in pins]
     lam, rho, smooth = summary.spacing, summary.density, summary.smoothness
     return {
         "map_png": png_base64(map_image(theta, sel)), "rows": rows, "cols": cols, "scale": SCALE,
