@@ -23,7 +23,9 @@ export class Curves {
     Plotly.newPlot(this.div, traces, {
       margin: { t: 10, r: 50, b: 40, l: 55 }, xaxis: { title: { text: "step" } },
       yaxis: { title: { text: "loss terms" }, type: "log" },
-      yaxis2: { title: { text: "fractions / rates" }, overlaying: "y", side: "right", showgrid: false },
+      // ticks of its own: an axis overlaying a log axis otherwise gets ticks at the log axis's places
+      yaxis2: { title: { text: "fractions / rates" }, type: "linear", tickmode: "auto", nticks: 6, overlaying: "y",
+                side: "right", showgrid: false },
       legend: { orientation: "h", y: -0.2 }, uirevision: "keep", shapes: [],
     }, { displaylogo: false, responsive: true });
     this.ready = true;

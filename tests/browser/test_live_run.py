@@ -1,6 +1,7 @@
 """In real headless Chromium: launch the preset from the UI, watch the filter canvas redraw live, cancel."""
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 pytestmark = pytest.mark.browser
@@ -37,6 +38,13 @@ def test_launch_watch_live_and_cancel(stack, browser, artifacts_dir, login):
     assert levels > 50
     assert page.locator("#run-status").inner_text() == "running"
     page.wait_for_function("() => document.querySelector('.curves .scatterlayer .trace') !== null", timeout=30_000)
+    # loss terms on a log axis, fractions on a linear one with evenly spaced ticks of its own (not
+    # ticks at the log axis's places, which is what an overlaying axis gets by default)
+    axes = page.evaluate("() => { const l = document.querySelector('.curves')._fullLayout;"
+                         " return [l.yaxis.type, l.yaxis2.type, l.yaxis2._vals.map(v => v.x)]; }")
+    assert axes[:2] == ["log", "linear"], axes
+    steps = np.diff(axes[2])
+    assert len(steps) >= 2 and np.allclose(steps, steps[0], rtol=1e-6), axes[2]
     page.screenshot(timeout=120_000, path=str(artifacts_dir / "live_run.png"), full_page=True)
 
     page.locator("#cancel").click()
