@@ -27,13 +27,13 @@ QueueDep = Annotated[Queue, Depends(get_queue)]
 
 
 def get_run(run_id: str, session: SessionDep) -> Run:
+    """The run, without any check of who asks: only behind a dependency that authenticated first."""
     run = session.get(Run, run_id) if len(run_id) <= 32 else None
     if run is None:
         raise HTTPException(404, detail=f"run_id: no run {run_id!r}")
     return run
 
-
-RunDep = Annotated[Run, Depends(get_run)]
+RunDep = Annotated[Run, Depends(get_run)]  # only after the caller is known: put WriterDep/MemberDep first
 
 
 # --- who may do what (backend/app/auth.py) -------------------------------------------------------
@@ -81,28 +81,39 @@ def require_admin(principal: Annotated[Principal, Depends(require_writer)]) -> P
     return principal
 
 
-def _check_scope(principal: Principal, run: Run) -> None:
-    if principal.run_id is not None and principal.run_id != run.id:
+def _check_scope(principal: Principal, run_id: str) -> None:
+    if principal.run_id is not None and principal.run_id != run_id:
         raise HTTPException(403, detail="authorization: this link reaches another run only")
 
 
-def read_run(run: RunDep, principal: PrincipalDep) -> Run:
+# Every run route authenticates *before* looking the run up: without a valid token a known and an
+# unknown run id both answer 401, so outsiders learn nothing about which runs exist.
+def read_run(run_id: str, session: SessionDep, principal: PrincipalDep) -> Run:
     """A run, for a member, the admin, or a share link of this very run (header only)."""
     if principal is None:
         raise _unauthorized("authorization: a bearer token or share link is required")
-    _check_scope(principal, run)
-    return run
+    _check_scope(principal, run_id)
+    return get_run(run_id, session)
 
 
-def read_run_ticket(run: RunDep, request: Request, session: SessionDep, settings: SettingsDep,
+def read_run_ticket(run_id: str, request: Request, session: SessionDep, settings: SettingsDep,
                     principal: PrincipalDep, ticket: Annotated[str | None, Query(max_length=200)] = None) -> Run:
     """As read_run, or a signed ticket in the query (EventSource and downloads cannot send headers)."""
     if principal is None and ticket:
         secret = ticket_secret(settings.admin_token, request.app.state.ticket_fallback)
-        principal = principal_for_ticket(ticket, run.id, secret, session)
+        principal = principal_for_ticket(ticket, run_id, secret, session)
         if principal is None:
             raise _unauthorized("ticket: invalid or expired; fetch a new one")
-    return read_run(run, principal)
+    return read_run(run_id, session, principal)
+
+
+def own_run(run_id: str, session: SessionDep, who: Annotated[Principal, Depends(require_writer)]) -> Run:
+    """A run the caller may change (edit, cancel, delete, share links): its launcher's or any, for admins."""
+    run = get_run(run_id, session)
+    if not who.is_admin and (run.launched_by is None or run.launched_by != who.name):
+        raise HTTPException(403, detail="authorization: only the member who launched this run or an admin "
+                                        "may change it")
+    return run
 
 
 MemberDep = Annotated[Principal, Depends(require_member)]
@@ -110,3 +121,4 @@ WriterDep = Annotated[Principal, Depends(require_writer)]
 AdminDep = Annotated[Principal, Depends(require_admin)]
 ReaderRunDep = Annotated[Run, Depends(read_run)]
 TicketReaderRunDep = Annotated[Run, Depends(read_run_ticket)]
+OwnRunDep = Annotated[Run, Depends(own_run)]

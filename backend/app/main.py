@@ -10,6 +10,7 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
+from .limits import GuardWrites, install_log_redaction
 from .persister import Persister
 from .queue import Queue
 from .routers import bundles, events, exports, organise, presets, runs, shares, users
@@ -41,6 +42,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.ticket_fallback = secrets.token_bytes(32)  # signs read tickets when no admin token is set
     for module in (presets, runs, events, organise, shares, users, bundles, exports):
         app.include_router(module.router)
+    # writes: token checked and body size bounded before the body is read; no ticket in access logs
+    app.add_middleware(GuardWrites, settings=settings, sessions=app.state.sessions)
+    install_log_redaction()
 
     @app.get("/vendor/plotly.min.js", include_in_schema=False)
     def plotly_js() -> FileResponse:

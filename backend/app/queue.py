@@ -27,9 +27,12 @@ class Queue:
         except redis.RedisError as exc:
             raise QueueUnavailable(f"the queue (Redis) is unreachable: {exc}") from exc
 
-    def submit(self, run_id: str, config: dict) -> None:
+    def submit(self, run_id: str, config: dict, max_seconds: int | None = None) -> None:
+        """max_seconds: the run's time limit. Celery's soft limit (the worker ends the run 'failed: time
+        limit', worker/guards.py) and, a minute later for the final checkpoint and status, the hard one."""
+        limits = {"soft_time_limit": max_seconds, "time_limit": max_seconds + 60} if max_seconds else {}
         try:
-            self.celery.send_task(TASK_NAME, args=[run_id, config], task_id=run_id, retry=False)
+            self.celery.send_task(TASK_NAME, args=[run_id, config], task_id=run_id, retry=False, **limits)
         except Exception as exc:  # kombu raises several types for a dead broker
             raise QueueUnavailable(f"the queue (Redis) is unreachable: {exc}") from exc
 

@@ -29,6 +29,15 @@ class Settings(BaseSettings):
     max_bundle_bytes: int = Field(200 * 1024 * 1024, ge=1024, description="largest bundle .zip an import accepts")
     max_bundle_uncompressed_bytes: int = Field(800 * 1024 * 1024, ge=1024,
                                                description="largest total uncompressed size of a bundle's entries")
+    # hardening (issue #11)
+    max_json_body_bytes: int = Field(1024 * 1024, ge=1024, description="largest JSON request body (413 above)")
+    max_active_runs_per_member: int = Field(20, ge=1, description="queued + running runs one launcher may have "
+                                            "(429 above)")
+    max_run_seconds: int = Field(24 * 3600, ge=10, description="a run still going after this long ends "
+                                 "'failed: time limit' (Celery soft/hard time limits)")
+    data_root: Path = Field(ROOT / "var" / "data", description="user folders (image_folder, idx_folder) live "
+                            "under it; checked at launch when this machine has it")
+
 
 
 @lru_cache

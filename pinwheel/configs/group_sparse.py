@@ -12,23 +12,23 @@ class Blocks1D(Strict):
     """Units 0..m-1 cut into consecutive blocks of `size` (no overlap)."""
 
     kind: Literal["blocks_1d"] = "blocks_1d"
-    size: int = Field(4, ge=1)
+    size: int = Field(4, ge=1, le=16_384)
 
 
 class Windows1D(Strict):
     """Sliding windows of `size` every `stride` units on a ring (overlapping when stride < size)."""
 
     kind: Literal["windows_1d"] = "windows_1d"
-    size: int = Field(4, ge=1)
-    stride: int = Field(2, ge=1)
+    size: int = Field(4, ge=1, le=16_384)
+    stride: int = Field(2, ge=1, le=16_384)
 
 
 class Torus2D(Strict):
     """Units on a grid×grid torus; groups are pool×pool windows every `stride` units."""
 
     kind: Literal["torus_2d"] = "torus_2d"
-    pool: int = Field(6, ge=1)
-    stride: int = Field(3, ge=1)
+    pool: int = Field(6, ge=1, le=128)  # the largest torus is 128×128 (16,384 units)
+    stride: int = Field(3, ge=1, le=128)
     gaussian_sigma: float | None = Field(
         None, gt=0, description="weight units inside a pool by a Gaussian of this width (grid units)")
 
@@ -37,8 +37,10 @@ class Tree(Strict):
     """Units are the nodes of a complete tree; every subtree is a group (Jenatton et al. 2011)."""
 
     kind: Literal["tree"] = "tree"
-    branching: int = Field(2, ge=1)
-    depth: int = Field(4, ge=1, description="number of levels, root included")
+    # bounded so that counting the nodes stays cheap (depth 2e7 took the web server 11 s); the exact
+    # check against units is in GroupSparseConfig
+    branching: int = Field(2, ge=1, le=16_384)
+    depth: int = Field(4, ge=1, le=16_384, description="number of levels, root included")
 
 
 GroupsConfig = Annotated[Union[Blocks1D, Windows1D, Torus2D, Tree], Field(discriminator="kind")]
@@ -46,6 +48,17 @@ GroupsConfig = Annotated[Union[Blocks1D, Windows1D, Torus2D, Tree], Field(discri
 
 def tree_size(branching: int, depth: int) -> int:
     return depth if branching == 1 else (branching**depth - 1) // (branching - 1)
+
+
+def tree_size_upto(branching: int, depth: int, cap: int) -> int:
+    """tree_size, or cap + 1 as soon as the count passes cap: a few steps whatever the depth."""
+    total, level = 0, 1
+    for _ in range(depth):
+        total += level
+        if total > cap:
+            return cap + 1
+        level *= branching
+    return total
 
 
 class GroupSparseConfig(Strict):
@@ -77,10 +90,10 @@ class GroupSparseConfig(Strict):
             if isinstance(g, Blocks1D) and self.units % g.size:
                 raise ValueError(f"groups.size: {self.units} units do not split into blocks of {g.size}")
         elif isinstance(g, Tree):
-            need = tree_size(g.branching, g.depth)
+            need = tree_size_upto(g.branching, g.depth, self.units)
             if need > self.units:
                 raise ValueError(f"groups.depth: a tree of depth {g.depth} and branching {g.branching} "
-                                 f"has {need} nodes, more than units={self.units}")
+                                 f"has more than units={self.units} nodes")
             if need != self.units:
                 raise ValueError(f"units: a complete tree of depth {g.depth} and branching {g.branching} "
                                  f"has {need} nodes; set units={need}")

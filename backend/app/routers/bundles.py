@@ -10,8 +10,9 @@ A bundle holds only data formats, never pickles:
     filters.png        the final filters (the filter_grid atlas)
     weights.npz        the final weights (numpy, no object arrays)
     checkpoint.safetensors  the model state (written by the worker next to checkpoint.pt)
-Import checks the upload's size, every entry's name (no folders, no traversal, only the names
-above), the uncompressed sizes (zip bombs), and loads .npz with allow_pickle=False.
+Import (bundle_import.py) checks the upload's size, every entry's name (no folders, no traversal,
+only the names above), the uncompressed sizes (zip bombs), every entry's CRC, and reads .npz and
+.safetensors by their headers only (no pickle, no load); memory stays bounded whatever the bundle.
 """
 from __future__ import annotations
 
@@ -26,29 +27,20 @@ import uuid
 import zipfile
 from pathlib import Path
 
-import numpy as np
 from fastapi import APIRouter, HTTPException, Request
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import Response
-from PIL import Image
-from pydantic import ValidationError
 from sqlalchemy import select
 
-from pinwheel.configs import RunConfig
-from pinwheel.protocol import TERMINAL_STATUSES
-
+from .. import bundle_import
+from ..bundle_import import BUNDLE_FORMAT
 from ..deps import SessionDep, SettingsDep, TicketReaderRunDep, WriterDep
-from ..markdown import render_markdown
+from ..errors import errors
 from ..store import Frame, Run
 from .runs import RunOut
 
-router = APIRouter(prefix="/api", tags=["bundles"])
+router = APIRouter(prefix="/api", tags=["bundles"], responses=errors(401, 403, 404, 422))
 PLOTLY_JS = Path(__import__("plotly").__file__).parent / "package_data" / "plotly.min.js"
-BUNDLE_FORMAT = "pinwheel-bundle/1"
-ENTRIES = {"record.json", "config.json", "environment.json", "metrics.csv", "frames.json", "final_frame.json",
-           "filters.png", "weights.npz", "checkpoint.safetensors"}
-REQUIRED = {"record.json", "config.json", "metrics.csv", "frames.json"}
-MAX_IMPORTED_FRAMES = 200_000
 HTML_EXPORT_FRAMES = 24  # frames with images in the static page (sized: ~50 KB each)
 
 
@@ -56,6 +48,10 @@ def _run_dir(settings, run_id: str) -> Path:
     if not re.fullmatch(r"[0-9a-f]{32}", run_id):
         raise HTTPException(404, detail="run_id: malformed")
     return settings.artifacts_dir / run_id
+
+
+def _bad(msg: str, status: int = 422) -> HTTPException:
+    return HTTPException(status, detail=f"bundle: {msg}")
 
 
 def _iso(when: dt.datetime | None) -> str | None:
@@ -193,163 +189,32 @@ def export_html(run: TicketReaderRunDep, session: SessionDep) -> Response:
                     headers={"Content-Disposition": f'attachment; filename="pinwheel-{run.id}.html"'})
 
 
-# --- import ----------------------------------------------------------------------------------------
-def _bad(msg: str, status: int = 422) -> HTTPException:
-    return HTTPException(status, detail=f"bundle: {msg}")
+# --- import (backend/app/bundle_import.py) --------------------------------------------------------
+BUNDLE_BODY = {"requestBody": {"required": True, "description": "the bundle .zip that GET …/bundle.zip gives",
+                               "content": {"application/zip": {"schema": {"type": "string", "format": "binary"}}}}}
 
 
-def _read_entries(data: bytes, max_total: int) -> dict[str, bytes]:
-    try:
-        z = zipfile.ZipFile(io.BytesIO(data))
-    except zipfile.BadZipFile:
-        raise _bad("not a .zip file") from None
-    infos = z.infolist()
-    seen: set[str] = set()
-    for info in infos:
-        name = info.filename
-        if "/" in name or "\\" in name or ".." in name or name.startswith(("~", ".")) or ":" in name:
-            raise _bad(f"entry {name[:100]!r}: folders and path traversal are refused")
-        if name not in ENTRIES:
-            raise _bad(f"entry {name[:100]!r}: only the bundle's .json/.csv/.png/.npz/.safetensors files "
-                       "are accepted (no pickles)")
-        if name in seen:
-            raise _bad(f"entry {name!r} appears twice")
-        seen.add(name)
-    if sum(i.file_size for i in infos) > max_total:
-        raise _bad(f"uncompressed size over the limit of {max_total} bytes", 413)
-    missing = REQUIRED - seen
-    if missing:
-        raise _bad(f"missing {', '.join(sorted(missing))}")
-    out: dict[str, bytes] = {}
-    budget = max_total
-    for info in infos:
-        with z.open(info) as f:  # the header's sizes could lie: never read past the budget
-            content = f.read(budget + 1)
-        if len(content) > budget or len(content) != info.file_size:
-            raise _bad("an entry's real size differs from its header (zip bomb?)", 413)
-        budget -= len(content)
-        out[info.filename] = content
-    return out
-
-
-def _json(entries: dict, name: str, kind: type):
-    try:
-        value = json.loads(entries[name])
-    except (ValueError, UnicodeDecodeError):
-        raise _bad(f"{name}: not valid JSON") from None
-    if not isinstance(value, kind):
-        raise _bad(f"{name}: expected a JSON {kind.__name__}")
-    return value
-
-
-def _check_npz(content: bytes, max_total: int) -> None:
-    try:
-        with zipfile.ZipFile(io.BytesIO(content)) as inner:
-            if sum(i.file_size for i in inner.infolist()) > max_total:
-                raise _bad("weights.npz: uncompressed arrays over the limit", 413)
-        with np.load(io.BytesIO(content), allow_pickle=False) as arrays:
-            for key in arrays.files:
-                arrays[key]  # object arrays (pickles) raise here
-    except HTTPException:
-        raise
-    except Exception as exc:
-        raise _bad(f"weights.npz: not a plain numpy archive ({type(exc).__name__}: {str(exc)[:200]})") from None
-
-
-def _check_safetensors(content: bytes) -> None:
-    from safetensors.numpy import load
-
-    try:
-        load(content)
-    except Exception as exc:
-        raise _bad(f"checkpoint.safetensors: unreadable ({type(exc).__name__})") from None
-
-
-def _check_png(content: bytes) -> None:
-    try:
-        with Image.open(io.BytesIO(content)) as img:
-            if img.format != "PNG" or img.width * img.height > 50_000_000:
-                raise ValueError("not a PNG of sensible size")
-            img.verify()
-    except Exception:
-        raise _bad("filters.png: not a valid PNG") from None
-
-
-def _when(value) -> dt.datetime | None:
-    try:
-        return dt.datetime.fromisoformat(value) if isinstance(value, str) else None
-    except ValueError:
-        return None
-
-
-def _import(data: bytes, settings, session, who) -> Run:
-    entries = _read_entries(data, settings.max_bundle_uncompressed_bytes)
-    record = _json(entries, "record.json", dict)
-    if record.get("format") != BUNDLE_FORMAT:
-        raise _bad(f"record.json: format is not {BUNDLE_FORMAT!r}")
-    try:
-        config = RunConfig.model_validate(_json(entries, "config.json", dict))
-    except ValidationError as exc:
-        raise _bad(f"config.json: {exc.errors(include_url=False)[0]['msg']}") from None
-    environment = _json(entries, "environment.json", dict) if "environment.json" in entries else {}
-    final = _json(entries, "final_frame.json", dict) if "final_frame.json" in entries else {}
-    if "weights.npz" in entries:
-        _check_npz(entries["weights.npz"], settings.max_bundle_uncompressed_bytes)
-    if "checkpoint.safetensors" in entries:
-        _check_safetensors(entries["checkpoint.safetensors"])
-    if "filters.png" in entries:
-        _check_png(entries["filters.png"])
-        final.setdefault("filter_grid", {})["atlas_png"] = base64.b64encode(entries["filters.png"]).decode()
-    try:
-        rows = list(csv.DictReader(io.StringIO(entries["metrics.csv"].decode())))
-        frames = [{"step": int(r.pop("step")), "wall_time": float(r.pop("wall_time")), "time": float(r.pop("time")),
-                   "metrics": {k: float(v) for k, v in r.items() if k and v not in ("", None)}} for r in rows]
-    except (ValueError, KeyError, TypeError, UnicodeDecodeError):
-        raise _bad("metrics.csv: expected step, wall_time, time and numeric metric columns") from None
-    if len(frames) > MAX_IMPORTED_FRAMES:
-        raise _bad(f"metrics.csv: more than {MAX_IMPORTED_FRAMES} frames")
-    status = record.get("status") if record.get("status") in TERMINAL_STATUSES else "cancelled"
-    tags = [t for t in record.get("tags", []) if isinstance(t, str)][:20]
-    notes = record.get("notes") if isinstance(record.get("notes"), str) else ""
-    provenance = dict(record.get("provenance") or {}) if isinstance(record.get("provenance"), dict) else {}
-    provenance["imported"] = {"from_run": str(record.get("id"))[:64], "launched_by": record.get("launched_by"),
-                              "imported_by": who.name, "imported_at": dt.datetime.now(dt.timezone.utc).isoformat()}
-    run_id = uuid.uuid4().hex
-    last = frames[-1] if frames else None
-    run = Run(id=run_id, status=status, preset=str(record.get("preset"))[:64] if record.get("preset") else None,
-              title=str(record.get("title") or config.model.kind)[:200], config=config.model_dump(mode="json"),
-              step=last["step"] if last else 0, total_steps=config.train.steps, wall_time=last["wall_time"] if last else 0.0,
-              metrics=last["metrics"] if last else {}, environment=environment, error=record.get("error"),
-              frame_count=len(frames), last_event_id=f"{len(frames)}-0" if frames else None,
-              launched_by=who.name, tags=tags, notes=notes[:20_000], notes_html=render_markdown(notes[:20_000]),
-              provenance=provenance, started_at=_when(record.get("started_at")),
-              finished_at=_when(record.get("finished_at")))
-    session.add(run)
-    session.flush()  # the run row before its frames (foreign key)
-    for i, f in enumerate(frames):
-        session.add(Frame(run_id=run_id, event_id=f"{i + 1}-0", step=f["step"], wall_time=f["wall_time"],
-                          time=f["time"], metrics=f["metrics"],
-                          panels=json.dumps(final if i == len(frames) - 1 else {})))
-    folder = _run_dir(settings, run_id)
-    for name in ("weights.npz", "checkpoint.safetensors"):
-        if name in entries:
-            folder.mkdir(parents=True, exist_ok=True)
-            (folder / name).write_bytes(entries[name])
-    session.commit()
-    return run
-
-
-@router.post("/bundles", status_code=201, response_model=RunOut)
+@router.post("/bundles", status_code=201, response_model=RunOut, responses=errors(413), openapi_extra=BUNDLE_BODY)
 async def import_bundle(request: Request, session: SessionDep, settings: SettingsDep, who: WriterDep) -> RunOut:
-    """Body: the bundle .zip itself (Content-Type: application/zip). Recreates the run's page."""
+    """Body: the bundle .zip itself (Content-Type: application/zip). Recreates the run's page.
+    The upload goes to disk as it arrives (never whole in memory) and is read from there."""
     limit = settings.max_bundle_bytes
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
         raise _bad(f"upload over the limit of {limit} bytes", 413)
-    body = bytearray()
-    async for chunk in request.stream():
-        body.extend(chunk)
-        if len(body) > limit:
-            raise _bad(f"upload over the limit of {limit} bytes", 413)
-    run = await run_in_threadpool(_import, bytes(body), settings, session, who)
+    incoming = settings.artifacts_dir / ".incoming"
+    incoming.mkdir(parents=True, exist_ok=True)
+    path = incoming / f"{uuid.uuid4().hex}.zip"
+    try:
+        size = 0
+        with open(path, "wb") as out:
+            async for chunk in request.stream():
+                size += len(chunk)
+                if size > limit:
+                    raise _bad(f"upload over the limit of {limit} bytes", 413)
+                out.write(chunk)
+        run = await run_in_threadpool(bundle_import.import_bundle, path, settings.artifacts_dir,
+                                      settings.max_bundle_uncompressed_bytes, session, who)
+    finally:
+        path.unlink(missing_ok=True)
     return RunOut.of(run)

@@ -17,9 +17,10 @@ from PIL import Image, ImageDraw
 from sqlalchemy import select
 
 from ..deps import SessionDep, TicketReaderRunDep
+from ..errors import errors
 from ..store import Frame
 
-router = APIRouter(prefix="/api/runs", tags=["exports"])
+router = APIRouter(prefix="/api/runs", tags=["exports"], responses=errors(401, 403, 404, 422))
 
 
 def evenly(n: int, k: int) -> list[int]:

@@ -2,7 +2,9 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import time
 import uuid
+from pathlib import Path
 from typing import Annotated, Any
 
 from fastapi import APIRouter, HTTPException, Query
@@ -11,16 +13,19 @@ from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import func, select
 
 from pinwheel.configs import RunConfig, deep_merge, preset_by_id
+from pinwheel.configs.estimate import estimate_memory_bytes
 from pinwheel.protocol import TERMINAL_STATUSES
 
 from pinwheel.provenance import code_version
 
-from ..deps import (MemberDep, QueueDep, ReaderRunDep, RunDep, SessionDep, SettingsDep, TicketReaderRunDep,
+from ..deps import (MemberDep, OwnRunDep, QueueDep, ReaderRunDep, SessionDep, SettingsDep, TicketReaderRunDep,
                     WriterDep)
+from ..errors import UTCDatetime, errors
+from ..validation import field_errors
 from ..queue import QueueUnavailable
 from ..store import Frame, Run, frame_dict
 
-router = APIRouter(prefix="/api/runs", tags=["runs"])
+router = APIRouter(prefix="/api/runs", tags=["runs"], responses=errors(401, 403, 404, 422))
 MAX_FRAMES_WITH_PANELS = 200  # image atlases make a frame ~50 KB; metrics-only pages may hold 5,000
 
 
@@ -46,14 +51,16 @@ class RunOut(BaseModel):
     error: str | None
     frame_count: int
     last_event_id: str | None
-    created_at: dt.datetime
-    started_at: dt.datetime | None
-    finished_at: dt.datetime | None
+    created_at: UTCDatetime
+    started_at: UTCDatetime | None
+    finished_at: UTCDatetime | None
     launched_by: str | None = None
     tags: list[str] = []
     notes: str = ""
     notes_html: str = ""
     provenance: dict = {}
+    attempts: list[dict] = Field([], description="each attempt: host, worker, device, started_at, ended_at, "
+                                 "resumed_from_step, and how it ended (issue #10)")
 
     @classmethod
     def of(cls, run: Run) -> "RunOut":
@@ -67,12 +74,24 @@ class RunOut(BaseModel):
                    error=run.error, frame_count=run.frame_count or 0, last_event_id=run.last_event_id, created_at=run.created_at,
                    started_at=run.started_at, finished_at=run.finished_at, launched_by=run.launched_by,
                    tags=run.tags or [], notes=run.notes or "", notes_html=run.notes_html or "",
-                   provenance=run.provenance or {})
+                   provenance=run.provenance or {}, attempts=run.attempts or [])
 
 
-def _validation_422(exc: ValidationError) -> HTTPException:
-    return HTTPException(422, detail=[{"loc": ["body", "config", *e["loc"]], "msg": e["msg"], "type": e["type"]}
-                                      for e in exc.errors(include_url=False)])
+class LaunchOut(RunOut):
+    estimated_memory_bytes: int = Field(description="peak memory the run needs, roughly (the worker refuses a run "
+                                        "its device cannot hold)")
+    estimated_seconds: float | None = Field(None, description="from earlier runs of the same config at their "
+                                            "measured seconds per step; null when none ran yet")
+    time_limit_seconds: int = Field(description="the run ends 'failed: time limit' after this long")
+
+
+def _validation_422(exc: ValidationError, merged: dict) -> HTTPException:
+    return HTTPException(422, detail=field_errors(exc, merged, ("body", "config")))
+
+
+def _field_422(field: str, msg: str, kind: str = "value_error") -> HTTPException:
+    return HTTPException(422, detail=[{"loc": ["body", "config", *field.split(".")], "msg": msg, "type": kind,
+                                       "field": field}])
 
 
 def resolve_config(body: LaunchRequest) -> tuple[RunConfig, dict | None]:
@@ -83,17 +102,70 @@ def resolve_config(body: LaunchRequest) -> tuple[RunConfig, dict | None]:
             raise HTTPException(404, detail=f"preset: no preset {body.preset!r}")
     if preset is None and body.config is None:
         raise HTTPException(422, detail=[{"loc": ["body"], "msg": "give a preset, a config, or both",
-                                          "type": "missing"}])
+                                          "type": "missing", "field": "(root)"}])
     merged = deep_merge(preset["config"] if preset else {}, body.config or {})
     try:
         return RunConfig.model_validate(merged), preset
     except ValidationError as exc:
-        raise _validation_422(exc) from None
+        raise _validation_422(exc, merged) from None
 
 
-@router.post("", status_code=201, response_model=RunOut)
-def launch(body: LaunchRequest, session: SessionDep, queue: QueueDep, who: WriterDep) -> RunOut:
+def check_folders(config: RunConfig, data_root: Path) -> None:
+    """A user folder must exist under the data root — checked here when this machine has the data root
+    (on a split deployment the worker checks again; the config validator already refused '..')."""
+    if not data_root.is_dir():
+        return
+    root = data_root.resolve()
+    for name in ("image_folder", "idx_folder"):
+        folder = getattr(config.data, name, None)
+        if folder:
+            target = (root / folder).resolve()
+            if not target.is_relative_to(root) or not target.is_dir():
+                raise _field_422(f"data.{name}", f"{folder!r} is not a folder under the server's data root")
+
+
+TIMING_KEYS = ("steps", "seed", "frame_every_steps", "frame_every_seconds", "checkpoint_every_seconds")
+
+
+def _timing_shape(config: dict) -> dict:
+    """What decides a step's cost: the config without the step count, seed and reporting cadence."""
+    train = {k: v for k, v in (config.get("train") or {}).items() if k not in TIMING_KEYS}
+    return {**config, "train": train}
+
+
+def estimate_seconds(session, config: dict) -> float | None:
+    """Seconds for this config, at the pace of the newest earlier run of the same shape."""
+    shape = _timing_shape(config)
+    rows = session.execute(select(Run.config, Run.step, Run.wall_time).where(Run.step > 0, Run.wall_time > 0)
+                           .order_by(Run.created_at.desc()).limit(200))
+    for row in rows:
+        if isinstance(row.config, dict) and _timing_shape(row.config) == shape:
+            return row.wall_time / row.step * config["train"]["steps"]
+    return None
+
+
+def _duration(seconds: float) -> str:
+    for unit, size in (("days", 86400), ("h", 3600), ("min", 60)):
+        if seconds >= size:
+            return f"{seconds / size:.1f} {unit}"
+    return f"{seconds:.0f} s"
+
+
+@router.post("", status_code=201, response_model=LaunchOut, responses=errors(401, 403, 404, 413, 422, 429, 503))
+def launch(body: LaunchRequest, session: SessionDep, queue: QueueDep, who: WriterDep,
+           settings: SettingsDep) -> LaunchOut:
     config, preset = resolve_config(body)
+    check_folders(config, settings.data_root)
+    active = session.scalar(select(func.count()).select_from(Run).where(
+        Run.launched_by == who.name, Run.status.in_(("queued", "running"))))
+    if active >= settings.max_active_runs_per_member:
+        raise HTTPException(429, detail=f"runs: {who.name} has {active} queued or running runs, the limit is "
+                                        f"{settings.max_active_runs_per_member}; cancel one or wait for one to end")
+    resolved = config.model_dump(mode="json")
+    seconds = estimate_seconds(session, resolved)
+    if seconds is not None and seconds > settings.max_run_seconds:
+        raise _field_422("train.steps", f"{config.train.steps} steps would take ~{_duration(seconds)} at the pace "
+                         f"of an earlier run of this config; the limit is {_duration(settings.max_run_seconds)}")
     run_id = uuid.uuid4().hex
     try:
         queue.prepare(run_id)
@@ -101,19 +173,20 @@ def launch(body: LaunchRequest, session: SessionDep, queue: QueueDep, who: Write
         raise HTTPException(503, detail=str(exc)) from None
     run = Run(id=run_id, status="queued", preset=preset["id"] if preset else None,
               title=body.title or (preset["title"] if preset else config.model.kind),
-              config=config.model_dump(mode="json"), step=0, total_steps=config.train.steps, metrics={},
+              config=resolved, step=0, total_steps=config.train.steps, metrics={},
               environment={}, frame_count=0, launched_by=who.name, tags=[], notes="", notes_html="",
               provenance={"code": code_version(), "seed": config.train.seed})
     session.add(run)
     session.commit()
     try:
-        queue.submit(run_id, run.config)
+        queue.submit(run_id, run.config, max_seconds=settings.max_run_seconds)
     except QueueUnavailable as exc:
         session.delete(run)  # no half-created run
         session.commit()
         queue.discard(run_id)
         raise HTTPException(503, detail=str(exc)) from None
-    return RunOut.of(run)
+    return LaunchOut(**RunOut.of(run).model_dump(), estimated_memory_bytes=estimate_memory_bytes(config),
+                     estimated_seconds=seconds, time_limit_seconds=settings.max_run_seconds)
 
 
 @router.get("", response_model=list[RunOut])
@@ -142,15 +215,35 @@ def get_run(run: ReaderRunDep) -> RunOut:
     return RunOut.of(run)
 
 
-@router.post("/{run_id}/cancel", response_model=RunOut)
-def cancel(run: RunDep, queue: QueueDep, who: WriterDep) -> RunOut:
+@router.post("/{run_id}/cancel", response_model=RunOut, responses=errors(401, 403, 404, 409, 503))
+def cancel(run: OwnRunDep, queue: QueueDep, session: SessionDep) -> RunOut:
+    """A run its worker holds stops within ~2 s (the worker's watcher sees the flag); a run no worker
+    holds (queued, or its worker died) ends `cancelled` at once and can then be deleted."""
     if run.status in TERMINAL_STATUSES:
         raise HTTPException(409, detail=f"status: run already {run.status}")
     try:
-        queue.cancel(run.id)
+        outcome = queue.cancel(run.id)
     except QueueUnavailable as exc:
         raise HTTPException(503, detail=str(exc)) from None
+    if outcome in ("cancelled", "done"):
+        _await_terminal(session, run, CANCEL_SETTLE_SECONDS)
     return RunOut.of(run)
+
+
+CANCEL_SETTLE_SECONDS = 3.0
+
+
+def _await_terminal(session, run: Run, seconds: float) -> None:
+    """The persister folds the `cancelled` status in within a poll; if no persister does (none up),
+    the store is told directly so that the run can be deleted now."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        session.refresh(run)
+        if run.status in TERMINAL_STATUSES:
+            return
+        time.sleep(0.05)
+    run.status, run.finished_at = "cancelled", dt.datetime.now(dt.timezone.utc)
+    session.commit()
 
 
 @router.get("/{run_id}/frames")

@@ -8,10 +8,11 @@ from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from ..auth import SHARE_PREFIX, aware, hash_token, make_ticket, new_token, ticket_secret
-from ..deps import PrincipalDep, ReaderRunDep, RunDep, SessionDep, SettingsDep, WriterDep
+from ..deps import OwnRunDep, PrincipalDep, ReaderRunDep, RunDep, SessionDep, SettingsDep, WriterDep
+from ..errors import UTCDatetime, errors
 from ..store import Share, utcnow
 
-router = APIRouter(prefix="/api/runs", tags=["shares"])
+router = APIRouter(prefix="/api/runs", tags=["shares"], responses=errors(401, 403, 404, 413, 422))
 
 
 class ShareCreate(BaseModel):
@@ -24,9 +25,9 @@ class ShareOut(BaseModel):
     run_id: str
     label: str
     created_by: str | None
-    created_at: dt.datetime
-    expires_at: dt.datetime | None
-    revoked_at: dt.datetime | None
+    created_at: UTCDatetime
+    expires_at: UTCDatetime | None
+    revoked_at: UTCDatetime | None
     active: bool
 
 
@@ -44,7 +45,7 @@ def _out(share: Share) -> ShareOut:
 
 
 @router.post("/{run_id}/shares", status_code=201, response_model=ShareCreated)
-def create_share(run: RunDep, body: ShareCreate, session: SessionDep, who: WriterDep) -> ShareCreated:
+def create_share(run: OwnRunDep, body: ShareCreate, session: SessionDep, who: WriterDep) -> ShareCreated:
     token = new_token(SHARE_PREFIX)
     expires = utcnow() + dt.timedelta(seconds=body.expires_in_seconds) if body.expires_in_seconds else None
     share = Share(run_id=run.id, token_hash=hash_token(token), label=body.label, created_by=who.name,
@@ -55,12 +56,12 @@ def create_share(run: RunDep, body: ShareCreate, session: SessionDep, who: Write
 
 
 @router.get("/{run_id}/shares", response_model=list[ShareOut])
-def list_shares(run: RunDep, session: SessionDep, who: WriterDep) -> list[ShareOut]:
+def list_shares(who: WriterDep, run: RunDep, session: SessionDep) -> list[ShareOut]:
     return [_out(s) for s in session.scalars(select(Share).where(Share.run_id == run.id).order_by(Share.id))]
 
 
 @router.delete("/{run_id}/shares/{share_id}", response_model=ShareOut)
-def revoke_share(run: RunDep, share_id: int, session: SessionDep, who: WriterDep) -> ShareOut:
+def revoke_share(run: OwnRunDep, share_id: int, session: SessionDep) -> ShareOut:
     share = session.get(Share, share_id)
     if share is None or share.run_id != run.id:
         raise HTTPException(404, detail=f"share_id: no share {share_id} on this run")

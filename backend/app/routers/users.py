@@ -1,7 +1,6 @@
 """Lab members and their tokens (admins only), and "who am I" for any token."""
 from __future__ import annotations
 
-import datetime as dt
 
 from fastapi import APIRouter, HTTPException
 from pydantic import BaseModel, Field
@@ -10,9 +9,10 @@ from sqlalchemy.exc import IntegrityError
 
 from ..auth import USER_PREFIX, hash_token, new_token
 from ..deps import AdminDep, PrincipalDep, SessionDep
+from ..errors import UTCDatetime, errors, utc
 from ..store import Run, User, utcnow
 
-router = APIRouter(prefix="/api", tags=["users"])
+router = APIRouter(prefix="/api", tags=["users"], responses=errors(401, 403, 422))
 
 
 class UserCreate(BaseModel):
@@ -24,8 +24,8 @@ class UserOut(BaseModel):
     id: int
     name: str
     is_admin: bool
-    created_at: dt.datetime
-    revoked_at: dt.datetime | None
+    created_at: UTCDatetime
+    revoked_at: UTCDatetime | None
     runs_launched: int = 0
 
 
@@ -48,7 +48,7 @@ def _out(session, user: User) -> UserOut:
                    revoked_at=user.revoked_at, runs_launched=count or 0)
 
 
-@router.post("/users", status_code=201, response_model=UserCreated)
+@router.post("/users", status_code=201, response_model=UserCreated, responses=errors(409, 413))
 def create_user(body: UserCreate, session: SessionDep, admin: AdminDep) -> UserCreated:
     if body.name == "admin":
         raise HTTPException(409, detail="name: 'admin' is the local admin's name")
@@ -68,7 +68,7 @@ def list_users(session: SessionDep, admin: AdminDep) -> list[UserOut]:
     return [_out(session, u) for u in session.scalars(select(User).order_by(User.id))]
 
 
-@router.delete("/users/{user_id}", response_model=UserOut)
+@router.delete("/users/{user_id}", response_model=UserOut, responses=errors(404))
 def revoke_user(user_id: int, session: SessionDep, admin: AdminDep) -> UserOut:
     """Revoke a member's token (the user and the runs they launched stay on record)."""
     user = session.get(User, user_id)
@@ -86,4 +86,4 @@ def launches(session: SessionDep, admin: AdminDep) -> list[dict]:
     rows = session.execute(select(Run.id, Run.title, Run.launched_by, Run.status, Run.created_at)
                            .order_by(Run.created_at.desc()))
     return [{"run_id": r.id, "title": r.title, "launched_by": r.launched_by, "status": r.status,
-             "created_at": r.created_at} for r in rows]
+             "created_at": utc(r.created_at)} for r in rows]
