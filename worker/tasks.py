@@ -1,9 +1,19 @@
-"""The training task: runs pinwheel.train with a callback that publishes frames to Redis."""
+"""The training task: claims the run (pinwheel/leases.py), runs pinwheel.train, publishes to Redis.
+
+One attempt of a run = one claim. A RunWatch thread, independent of how long a training step
+takes, renews the attempt's lease, watches the cancel flag and the worker's own shutdown:
+- cancel: the loop stops at its next frame (checkpointing that frame's state); if a long step
+  keeps it from doing so within `cancel_grace_seconds`, the watcher publishes `cancelled` itself;
+- shutdown (SIGTERM/Ctrl-C of the worker): the loop checkpoints at its next frame and the run goes
+  back to the queue (Reject with requeue), so the next worker resumes with almost nothing redone;
+- superseded (this attempt stalled past its lease and was replaced): stop, publish and save nothing.
+Every publication is fenced by the attempt number and retried while Redis is unreachable.
+"""
 from __future__ import annotations
 
-import json
 import logging
 import os
+import threading
 import time
 import traceback
 from pathlib import Path
@@ -11,9 +21,12 @@ from pathlib import Path
 import numpy as np
 import redis
 import torch
+from celery.exceptions import Reject
+from celery.worker import state as worker_state
 from safetensors.torch import save_file as save_safetensors
 
 from pinwheel.configs import RunConfig
+from pinwheel.leases import Lease
 from pinwheel.protocol import TASK_NAME, cancel_key, stream_key
 from pinwheel.provenance import code_version
 from pinwheel.train import TrainingDiverged, resolve_device, train
@@ -22,6 +35,21 @@ from .celery_app import app
 from .settings import settings
 
 log = logging.getLogger(__name__)
+REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError)  # BusyLoadingError (AOF replay) is a ConnectionError
+
+
+def retrying(what: str, call):
+    """call() until Redis answers (back-off 0.2 → 5 s), for at most settings.redis_retry_seconds."""
+    deadline, delay = time.monotonic() + settings.redis_retry_seconds, 0.2
+    while True:
+        try:
+            return call()
+        except REDIS_DOWN as exc:
+            if time.monotonic() > deadline:
+                raise
+            log.warning("%s: Redis unreachable (%s); retrying in %.1f s", what, exc, delay)
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
 
 
 def _atomic_write(path: Path, write) -> None:
@@ -35,27 +63,75 @@ def _save_npz(path: Path, arrays: dict) -> None:
         np.savez(f, **arrays)
 
 
+def _shutting_down() -> bool:
+    return worker_state.should_stop is not None or worker_state.should_terminate is not None
+
+
+class RunWatch(threading.Thread):
+    """Renews the lease and watches cancel/shutdown every `watch_seconds`, off the training thread."""
+
+    def __init__(self, lease: Lease, client: redis.Redis, run_id: str):
+        super().__init__(name=f"run-watch-{run_id[:8]}", daemon=True)
+        self.lease, self.redis, self.run_id = lease, client, run_id
+        self.reason: str | None = None  # cancel | shutdown | superseded: why the loop must stop
+        self.cancel_published = False
+        self.finished = threading.Event()  # the task is done with the run
+
+    def stop(self, reason: str) -> None:
+        if self.reason is None:
+            self.reason = reason
+            log.info("run %s attempt %d: stopping (%s)", self.run_id, self.lease.attempt, reason)
+
+    def run(self) -> None:
+        cancel_seen = None
+        while not self.finished.wait(settings.watch_seconds):
+            try:
+                if not self.lease.renew():
+                    self.stop("superseded")
+                    return
+                if self.reason is None and self.redis.exists(cancel_key(self.run_id)):
+                    self.stop("cancel")
+                    cancel_seen = time.monotonic()
+            except REDIS_DOWN as exc:
+                log.warning("run %s: lease not renewed, Redis unreachable (%s)", self.run_id, exc)
+                continue
+            if _shutting_down():
+                self.stop("shutdown")
+            if (self.reason == "cancel" and not self.cancel_published
+                    and time.monotonic() - cancel_seen > settings.cancel_grace_seconds):
+                try:  # a long step: say so now; the step finishes in the background and saves nothing new
+                    self.cancel_published = self.lease.publish(
+                        "status", {"status": "cancelled", "time": time.time(), "attempt": self.lease.attempt,
+                                   "reason": "cancelled during a long step"}, end_state="done") is not None
+                except REDIS_DOWN:
+                    pass
+
+
 class StreamPublisher:
-    """The train-loop callbacks: frames and status to the run's Redis Stream, checkpoints to disk."""
+    """The train-loop callbacks: frames and status to the run's stream (fenced), checkpoints to disk."""
 
-    def __init__(self, client: redis.Redis, run_id: str, artifacts: Path):
-        self.redis, self.run_id, self.artifacts = client, run_id, artifacts
-        self.key = stream_key(run_id)
+    def __init__(self, lease: Lease, watch: RunWatch, run_id: str, artifacts: Path):
+        self.lease, self.watch, self.run_id, self.artifacts = lease, watch, run_id, artifacts
 
-    def publish(self, kind: str, data: dict) -> str:
-        return self.redis.xadd(self.key, {"type": kind, "data": json.dumps(data)},
-                               maxlen=settings.stream_maxlen, approximate=True)
+    def publish(self, kind: str, data: dict, end_state: str = "") -> str | None:
+        entry = retrying(f"run {self.run_id}: publish {kind}", lambda: self.lease.publish(kind, data, end_state))
+        if entry is None:  # this attempt no longer holds the run: write nothing more
+            self.watch.stop("superseded")
+        return entry
 
-    def status(self, status: str, **extra) -> None:
-        self.publish("status", {"status": status, "time": time.time(), **extra})
+    def status(self, status: str, end_state: str = "", **extra) -> None:
+        self.publish("status", {"status": status, "time": time.time(), "attempt": self.lease.attempt, **extra},
+                     end_state)
 
     def on_frame(self, frame: dict) -> None:
-        self.publish("frame", frame)
+        self.publish("frame", {**frame, "attempt": self.lease.attempt})
 
     def should_stop(self) -> bool:
-        return bool(self.redis.exists(cancel_key(self.run_id)))
+        return self.watch.reason is not None
 
     def on_checkpoint(self, state: dict, weights: dict) -> None:
+        if self.watch.reason == "superseded":  # the newer attempt owns the files now
+            return
         self.artifacts.mkdir(parents=True, exist_ok=True)
         _atomic_write(self.artifacts / "checkpoint.pt", lambda p: torch.save(state, p))
         _atomic_write(self.artifacts / "weights.npz", lambda p: _save_npz(p, weights))
@@ -74,30 +150,57 @@ def environment_record(device: torch.device) -> dict:
             "hostname": os.uname().nodename, "code": code_version()}
 
 
-@app.task(name=TASK_NAME)
-def train_run(run_id: str, config: dict) -> str:
-    client = redis.Redis.from_url(settings.redis_url)
-    publisher = StreamPublisher(client, run_id, settings.artifacts_dir / run_id)
+def redis_client() -> redis.Redis:
+    return redis.Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=5,
+                                health_check_interval=15)
+
+
+@app.task(name=TASK_NAME, bind=True)
+def train_run(self, run_id: str, config: dict) -> str:
+    client = redis_client()
+    host = os.uname().nodename
+    lease = Lease(client, run_id, worker=f"{self.request.hostname or host}:{os.getpid()}", host=host,
+                  ttl_seconds=settings.lease_ttl_seconds)
+    claim = retrying(f"run {run_id}: claim", lease.claim)
+    if claim != "claimed":  # done, cancelled while queued, or a duplicate delivery of a held run
+        log.info("run %s: not started (%s)", run_id, claim)
+        return claim
+    watch = RunWatch(lease, client, run_id)
+    watch.start()
+    publisher = StreamPublisher(lease, watch, run_id, settings.artifacts_dir / run_id)
+    outcome = "failed"
     try:
         cfg = RunConfig.model_validate(config)
         if settings.device:
             cfg.train.device = settings.device
-        if publisher.should_stop():  # cancelled while still queued
-            publisher.status("cancelled")
-            return "cancelled"
         resume = publisher.load_checkpoint()
         device = resolve_device(cfg.train.device)
-        publisher.status("running", environment=environment_record(device),
-                         resumed_from_step=resume["step"] if resume else None)
-        outcome = train(cfg, publisher, resume=resume, data_root=settings.data_root)
-        publisher.status(outcome)
+        publisher.status("running", environment=environment_record(device), host=host, worker=lease.worker,
+                         resumed_from_step=int(resume["step"]) if resume else None, taken_over=lease.taken_over)
+        result = train(cfg, publisher, resume=resume, data_root=settings.data_root)
+        if result == "succeeded" or watch.reason == "cancel":
+            outcome = "succeeded" if result == "succeeded" else "cancelled"
+            publisher.status(outcome, end_state="done")
+        elif watch.reason == "shutdown":
+            outcome = "requeued"
+            retrying(f"run {run_id}: release", lambda: lease.release("worker shut down; re-queued to resume "
+                                                                     "from its checkpoint"))
+            raise Reject("worker shutting down", requeue=True)
+        else:
+            outcome = "superseded"
+    except Reject:
+        raise
     except TrainingDiverged as exc:
-        outcome = "failed"
-        publisher.status("failed", error=str(exc))
+        publisher.status("failed", end_state="done", error=str(exc))
     except Exception as exc:  # a crash is the run's result, not a reason to redeliver the task
-        outcome = "failed"
         log.error("run %s failed:\n%s", run_id, traceback.format_exc())
-        publisher.status("failed", error=f"{type(exc).__name__}: {exc}")
+        publisher.status("failed", end_state="done", error=f"{type(exc).__name__}: {exc}")
     finally:
-        client.expire(publisher.key, settings.stream_ttl_seconds)
+        watch.finished.set()
+        watch.join(timeout=5)
+        if outcome not in ("requeued", "superseded"):
+            try:
+                client.expire(stream_key(run_id), settings.stream_ttl_seconds)
+            except REDIS_DOWN:
+                pass
     return outcome

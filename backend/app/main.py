@@ -10,10 +10,13 @@ from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 
+from .errors import errors
 from .limits import GuardWrites, install_log_redaction
 from .persister import Persister
 from .queue import Queue
+from .reaper import Reaper
 from .routers import bundles, events, exports, organise, presets, runs, shares, users
+from .routers import external
 from .settings import Settings, get_settings
 from .store import make_sessionmaker
 
@@ -29,10 +32,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         if settings.persist_frames:
             persister = Persister(settings.redis_url, app.state.sessions, settings.consumer_name)
             persister.start()
+        reaper = Reaper(settings, app.state.sessions, app.state.queue) if settings.run_reaper else None
+        if reaper is not None:
+            reaper.start()
+        liveness = external.LivenessWatch(settings.redis_url, app.state.sessions)  # silent external runs end failed
+        liveness.start()
         yield
-        if persister is not None:
-            persister.stop()
-            persister.join(timeout=5)
+        for thread in (persister, reaper, liveness):
+            if thread is not None:
+                thread.stop()
+                thread.join(timeout=5)
 
     app = FastAPI(title="Pinwheel", version="0.1.0", lifespan=lifespan)
     app.state.settings = settings
@@ -41,7 +50,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.dependency_overrides[get_settings] = lambda: settings
     app.state.ticket_fallback = secrets.token_bytes(32)  # signs read tickets when no admin token is set
     for module in (presets, runs, events, organise, shares, users, bundles, exports):
-        app.include_router(module.router)
+        # the event stream's router documents no error answers of its own: the run deps' are added here
+        app.include_router(module.router, responses=errors(401, 403, 404, 422) if module is events else None)
+    app.include_router(external.router)
     # writes: token checked and body size bounded before the body is read; no ticket in access logs
     app.add_middleware(GuardWrites, settings=settings, sessions=app.state.sessions)
     install_log_redaction()

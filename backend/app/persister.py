@@ -16,7 +16,7 @@ import threading
 import time
 
 import redis
-from sqlalchemy import select
+from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
 
 from pinwheel.protocol import PERSIST_GROUP, TERMINAL_STATUSES, stream_key
@@ -36,16 +36,51 @@ def ensure_group(client: redis.Redis, run_id: str) -> None:
             raise
 
 
+def _iso(timestamp: float) -> str:
+    return dt.datetime.fromtimestamp(timestamp, dt.timezone.utc).isoformat()
+
+
+def _end_attempt(run: Run, number: int | None, when: float, ended: str) -> None:
+    """Close attempt `number` (or the open one) in the run's record, saying how it ended."""
+    attempts = [dict(a) for a in run.attempts or []]  # a new list: JSON columns track reassignment
+    for a in attempts:
+        if a.get("ended_at") is None and (number is None or a["attempt"] == number):
+            a["ended_at"], a["ended"] = _iso(when), ended
+    run.attempts = attempts
+
+
+def _supersede(session, run: Run, from_step: int) -> None:
+    """A new attempt resumes at `from_step`: what earlier attempts stored from there on is redone."""
+    session.flush()
+    session.execute(delete(Frame).where(Frame.run_id == run.id, Frame.step >= from_step))
+    run.frame_count = session.scalar(select(func.count()).select_from(Frame).where(Frame.run_id == run.id))
+    run.step = session.scalar(select(func.max(Frame.step)).where(Frame.run_id == run.id)) or 0
+
+
+def _frame_is_new(session, run: Run, data: dict) -> bool:
+    """One frame per step, and none that a later attempt redoes: a lost attempt's frames from the
+    step its successor resumed at, or a frame re-sent after a Redis timeout, are dropped."""
+    attempt, step = data.get("attempt"), data["step"]
+    if attempt is not None and any(a["attempt"] > attempt and (a.get("resumed_from_step") or 0) <= step
+                                   for a in run.attempts or []):
+        return False
+    session.flush()
+    return session.scalar(select(Frame.id).where(Frame.run_id == run.id, Frame.step == step).limit(1)) is None
+
+
 def apply_entry(session, run: Run, event_id: str, fields: dict) -> None:
     """Fold one stream entry into the store (caller commits)."""
     kind = fields[b"type"].decode()
     data = json.loads(fields[b"data"])
     if kind == "frame":
+        if not _frame_is_new(session, run, data):
+            return
         session.add(Frame(run_id=run.id, event_id=event_id, step=data["step"], wall_time=data["wall_time"],
                           time=data["time"], metrics=data["metrics"], panels=json.dumps(data["panels"])))
-        run.step, run.wall_time, run.total_steps = data["step"], data["wall_time"], data["total_steps"]
-        if data["metrics"]:
-            run.metrics = data["metrics"]
+        if not run.frame_count or data["step"] >= run.step:  # peers may fold a run's batches out of order
+            run.step, run.wall_time, run.total_steps = data["step"], data["wall_time"], data["total_steps"]
+            if data["metrics"]:
+                run.metrics = data["metrics"]
         run.frame_count = (run.frame_count or 0) + 1
         if run.status == "queued":
             run.status = "running"
@@ -53,14 +88,33 @@ def apply_entry(session, run: Run, event_id: str, fields: dict) -> None:
         status = data["status"]
         if run.status in TERMINAL_STATUSES:
             return  # a late duplicate must not resurrect a finished run
+        attempt = data.get("attempt")
+        if status == "running" and attempt is not None and (
+                attempt < (run.attempt or 0) or any(a["attempt"] == attempt for a in run.attempts or [])):
+            return  # a stale attempt's word, or a replay of one already folded in
+        ended = data.get("lost_attempt") or data.get("ended_attempt")
+        if status == "queued" and ended is not None and ended < (run.attempt or 0):
+            return  # a newer attempt already runs
         run.status = status
         when = dt.datetime.fromtimestamp(data["time"], dt.timezone.utc)
         if status == "running":
             run.started_at = run.started_at or when
             run.environment = data.get("environment") or {}
+            _end_attempt(run, None, data["time"], "worker lost (taken over)")
+            resumed = data.get("resumed_from_step")
+            if resumed is not None or (attempt or 1) > 1 or run.frame_count:
+                _supersede(session, run, resumed or 0)
+            run.attempt = attempt or 1
+            run.attempts = [*(run.attempts or []), {
+                "attempt": run.attempt, "host": data.get("host") or run.environment.get("hostname"),
+                "worker": data.get("worker"), "device": run.environment.get("device"), "started_at": _iso(data["time"]),
+                "resumed_from_step": resumed, "ended_at": None, "ended": None}]
+        elif status == "queued":
+            _end_attempt(run, ended, data["time"], data.get("reason") or "re-queued")
         if status in TERMINAL_STATUSES:
             run.finished_at = when
             run.error = data.get("error")
+            _end_attempt(run, None, data["time"], status + (f": {data['error']}" if data.get("error") else ""))
     run.last_event_id = event_id
 
 
@@ -120,8 +174,17 @@ class Persister(threading.Thread):
         entries = [(eid.decode() if isinstance(eid, bytes) else eid, f) for eid, f in entries if f]
         if not entries:
             return 0
+        try:
+            self._fold(run_id, entries)
+        except Exception:
+            self._claimed.discard(run_id)  # read our unacknowledged entries again next time
+            raise
+        self.redis.xack(stream_key(run_id), PERSIST_GROUP, *[e for e, _ in entries])
+        return len(entries)
+
+    def _fold(self, run_id: str, entries: list) -> None:
         with self.sessions() as s:
-            run = s.get(Run, run_id)
+            run = s.get(Run, run_id, with_for_update=True)  # one persister at a time folds a run's entries
             if run is not None:
                 known = set(s.scalars(select(Frame.event_id).where(
                     Frame.run_id == run_id, Frame.event_id.in_([e for e, _ in entries]))))
@@ -134,5 +197,3 @@ class Persister(threading.Thread):
                         s.commit()
                 except IntegrityError:  # a peer stored the same entries first
                     s.rollback()
-        self.redis.xack(stream_key(run_id), PERSIST_GROUP, *[e for e, _ in entries])
-        return len(entries)

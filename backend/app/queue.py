@@ -1,10 +1,13 @@
 """The backend's side of the queue: send tasks by name, set cancel flags. No torch here."""
 from __future__ import annotations
 
+import uuid
+
 import redis
 from celery import Celery
 
-from pinwheel.protocol import TASK_NAME, cancel_key
+from pinwheel.leases import cancel_run, init_run
+from pinwheel.protocol import TASK_NAME
 
 from .persister import ensure_group
 
@@ -24,21 +27,24 @@ class Queue:
         """Create the run's stream and consumer group before the task can write to it."""
         try:
             ensure_group(self.redis, run_id)
+            init_run(self.redis, run_id)
         except redis.RedisError as exc:
             raise QueueUnavailable(f"the queue (Redis) is unreachable: {exc}") from exc
 
-    def submit(self, run_id: str, config: dict, max_seconds: int | None = None) -> None:
+    def submit(self, run_id: str, config: dict, max_seconds: int | None = None, requeue: bool = False) -> None:
         """max_seconds: the run's time limit. Celery's soft limit (the worker ends the run 'failed: time
         limit', worker/guards.py) and, a minute later for the final checkpoint and status, the hard one."""
         limits = {"soft_time_limit": max_seconds, "time_limit": max_seconds + 60} if max_seconds else {}
         try:
-            self.celery.send_task(TASK_NAME, args=[run_id, config], task_id=run_id, retry=False, **limits)
+            self.celery.send_task(TASK_NAME, args=[run_id, config], task_id=uuid.uuid4().hex if requeue else run_id,
+                                  retry=False, **limits)
         except Exception as exc:  # kombu raises several types for a dead broker
             raise QueueUnavailable(f"the queue (Redis) is unreachable: {exc}") from exc
 
-    def cancel(self, run_id: str) -> None:
+    def cancel(self, run_id: str) -> str:
+        """Set the cancel flag; a run no worker holds ends at once (pinwheel.leases.cancel_run)."""
         try:
-            self.redis.set(cancel_key(run_id), 1, ex=7 * 24 * 3600)
+            return cancel_run(self.redis, run_id)
         except redis.RedisError as exc:
             raise QueueUnavailable(f"the queue (Redis) is unreachable: {exc}") from exc
 

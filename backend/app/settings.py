@@ -20,10 +20,15 @@ class Settings(BaseSettings):
     frontend_dir: Path = ROOT / "frontend"
     persist_frames: bool = Field(True, description="run the stream→store consumer in this process")
     consumer_name: str | None = Field(None, description="this process's name in the persist consumer group")
-    sse_heartbeat_seconds: float = 15.0
+    sse_heartbeat_seconds: float = Field(10.0, gt=0, description="a comment line this often keeps a silent stream up")
     frames_keep: int = Field(1000, ge=2, description="a run is thinned to this many frames once it has twice as "
                              "many; older frames thinned evenly, the first and the newest kept (thinning.py)")
     frames_keep_recent: int = Field(100, ge=1, description="the newest frames a thinning never removes")
+    # fault tolerance (issue #10); lease_ttl_seconds must equal the workers' (same variable name)
+    run_reaper: bool = Field(True, description="re-queue runs whose worker lost its lease, in this process")
+    lease_ttl_seconds: float = Field(8.0, gt=0, description="a run whose worker stops renewing this long is re-queued")
+    max_lost_attempts: int = Field(5, ge=1, description="a run that loses its worker this often ends failed")
+    reaper_interval_seconds: float = Field(1.0, gt=0)
     admin_token: str | None = Field(None, repr=False, description="the local admin's bearer token (never logged)")
     ticket_ttl_seconds: int = Field(3600, ge=10, description="lifetime of a signed read ticket for SSE and downloads")
     max_bundle_bytes: int = Field(200 * 1024 * 1024, ge=1024, description="largest bundle .zip an import accepts")
@@ -37,7 +42,6 @@ class Settings(BaseSettings):
                                  "'failed: time limit' (Celery soft/hard time limits)")
     data_root: Path = Field(ROOT / "var" / "data", description="user folders (image_folder, idx_folder) live "
                             "under it; checked at launch when this machine has it")
-
 
 
 @lru_cache

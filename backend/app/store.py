@@ -44,6 +44,9 @@ class Run(Base):
     notes: Mapped[str] = mapped_column(Text, default="")
     notes_html: Mapped[str] = mapped_column(Text, default="")  # sanitised server-side (backend/app/markdown.py)
     provenance: Mapped[dict] = mapped_column(JSON, default=dict)  # code version, seed, import origin
+    # fault tolerance (issue #10): [{attempt, host, worker, started_at, ended_at, resumed_from_step, ended}]
+    attempts: Mapped[list | None] = mapped_column(JSON, default=list)
+    attempt: Mapped[int | None] = mapped_column(Integer, default=0)  # the attempt whose frames are current
 
 
 class User(Base):

@@ -52,6 +52,17 @@ export class Curves {
     if (this.cursor != null) this.setCursor(this.cursor, true);
   }
 
+  // drop every point from `step` on (a resumed attempt redoes them) and redraw what is left
+  truncate(step) {
+    const kept = this.points.filter((p) => p.step < step);
+    if (kept.length === this.points.length) return;
+    this.points = [];
+    if (this.ready) Plotly.purge(this.div);
+    this.ready = false;
+    this.names = [];
+    this.append(kept);
+  }
+
   // the timeline's step, drawn as a vertical line (coalesced to one relayout per animation frame)
   setCursor(step, force = false) {
     if (step === this.cursor && !force) return;

@@ -113,7 +113,8 @@ export class RunPage {
     right.append(el("div", { class: "panel-head" }, el("h3", {}, "Curves"), csvBtn));
     this.curves = new Curves(right);
     this.panelGrid.append(right); // curves first, across the whole width; panels below as they arrive
-    this.view.replaceChildren(head, this.errorEl, timeline, this.panelGrid);
+    this.noticeEl = el("div", { class: "notice", id: "run-notice" });
+    this.view.replaceChildren(head, this.errorEl, this.noticeEl, timeline, this.panelGrid);
     this.updateHeader(r.step, r.total_steps, r.wall_time);
     this.updateLive();
   }
@@ -287,9 +288,27 @@ export class RunPage {
     });
     this.source.addEventListener("status", (ev) => {
       const s = JSON.parse(ev.data);
+      if (s.status === "running" && (s.resumed_from_step != null || s.attempt > 1)) this.supersede(s);
+      else if (s.status === "queued" && s.reason) this.noticeEl.textContent = `Waiting for a worker: ${s.reason}.`;
       this.setStatus(s.status, s.error);
       if (!ACTIVE.has(s.status)) { this.source.close(); this.source = null; }
     });
+  }
+
+  // A new attempt resumes from its checkpoint: the lost attempt's frames from there on are redone,
+  // so they leave the timeline and the curves, and the page says why.
+  supersede(s) {
+    const from = s.resumed_from_step ?? 0;
+    const dropped = this.steps.filter((step) => step >= from);
+    if (dropped.length) {
+      this.steps = this.steps.filter((step) => step < from);
+      for (const step of dropped) { this.times.delete(step); this.cache.map.delete(step); }
+      this.curves.truncate(from);
+      this.updateSlider();
+      if (this.index >= this.steps.length) this.show(this.steps.length - 1);
+    }
+    this.noticeEl.textContent = `Attempt ${s.attempt ?? "?"} on ${s.host ?? "a worker"}: resumed from step ${from}` +
+      (s.attempt > 1 ? " after a lost worker" : "") + (dropped.length ? ` (${dropped.length} later frames redone).` : ".");
   }
 
   async cancel() {

@@ -1,18 +1,23 @@
 """Server-Sent Events: one event per stream entry, `id:` = the Redis Stream entry id.
 
 A reconnecting browser sends Last-Event-ID and resumes right after it. The relay reads the live
-stream; when a finished run's stream has expired, it replays from the store instead. The
-response ends after the run's terminal status event.
+stream and fills from the store what the stream no longer holds (trimmed, expired, or lost with a
+Redis outage). It never breaks by itself: a comment line every `sse_heartbeat_seconds` keeps a
+silent stream up, and a Redis outage is waited out with back-off. The response ends after the
+run's terminal status, which every viewer receives, also one that reconnects to a finished run.
+No database connection is held while the stream waits: each store read is a short session.
 """
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 from typing import Annotated, AsyncIterator
 
 import redis.asyncio as aioredis
 from fastapi import APIRouter, Header, Query, Request
 from fastapi.responses import StreamingResponse
+from redis.exceptions import ConnectionError as RedisConnectionError, TimeoutError as RedisTimeoutError
 from sqlalchemy import select
 
 from pinwheel.protocol import TERMINAL_STATUSES, stream_key
@@ -21,63 +26,122 @@ from ..deps import SettingsDep, TicketReaderRunDep
 from ..store import Frame, Run
 
 router = APIRouter(prefix="/api/runs", tags=["events"])
+log = logging.getLogger(__name__)
+REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, OSError)
+END = ""  # follow()'s word that the terminal status went out
 
 
 def sse(event_id: str, kind: str, data: str) -> str:
     return f"id: {event_id}\nevent: {kind}\ndata: {data}\n\n"
 
 
-def _after(event_id: str, cursor: str) -> bool:
-    a, b = (tuple(int(p) for p in x.split("-")) for x in (event_id, cursor))
-    return a > b
+def _key(event_id: str) -> tuple[int, int]:
+    ms, _, seq = event_id.partition("-")
+    return int(ms), int(seq or 0)
 
 
-async def _from_store(request: Request, run_id: str, cursor: str) -> AsyncIterator[str]:
-    sessions = request.app.state.sessions
-
-    def load():
-        with sessions() as s:
-            run = s.get(Run, run_id)
-            rows = s.execute(select(Frame.event_id, Frame.step, Frame.wall_time, Frame.time, Frame.metrics,
-                                    Frame.panels).where(Frame.run_id == run_id).order_by(Frame.id)).all()
-            return run, rows
-
-    run, rows = await asyncio.to_thread(load)
-    for event_id, step, wall_time, t, metrics, panels in rows:
-        if _after(event_id, cursor):
-            yield sse(event_id, "frame", json.dumps({"step": step, "total_steps": run.total_steps,
-                                                     "wall_time": wall_time, "time": t, "metrics": metrics})
-                      [:-1] + f', "panels": {panels}}}')
-    final = {"status": run.status, "error": run.error}
-    yield sse(run.last_event_id or cursor, "status", json.dumps(final))
+def _stored_after(sessions, run_id: str, cursor: str, before: str | None) -> tuple[Run | None, list]:
+    """The run and its stored frames with cursor < event_id (< before), in stream order."""
+    with sessions() as s:
+        run = s.get(Run, run_id)
+        ids = [(fid, eid) for fid, eid in s.execute(select(Frame.id, Frame.event_id).where(Frame.run_id == run_id))
+               if _key(eid) > _key(cursor) and (before is None or _key(eid) < _key(before))]
+        wanted = [fid for fid, _ in sorted(ids, key=lambda p: _key(p[1]))]
+        rows = {f.id: f for f in s.scalars(select(Frame).where(Frame.id.in_(wanted)))} if wanted else {}
+        return run, [rows[i] for i in wanted]
 
 
-async def event_stream(request: Request, run_id: str, cursor: str, heartbeat: float,
-                       client: aioredis.Redis) -> AsyncIterator[str]:
-    key = stream_key(run_id)
-    try:
-        if not await client.exists(key):
-            async for chunk in _from_store(request, run_id, cursor):
-                yield chunk
-            return
+def _frame_event(frame: Frame, total_steps: int) -> str:
+    head = json.dumps({"step": frame.step, "total_steps": total_steps, "wall_time": frame.wall_time,
+                       "time": frame.time, "metrics": frame.metrics})
+    return sse(frame.event_id, "frame", head[:-1] + f', "panels": {frame.panels}}}')  # panels: stored JSON text
+
+
+class Relay:
+    def __init__(self, request: Request, run_id: str, cursor: str, heartbeat: float, redis_url: str):
+        self.request, self.run_id, self.cursor, self.heartbeat = request, run_id, cursor, heartbeat
+        self.redis_url, self.key = redis_url, stream_key(run_id)
+        self.sessions = request.app.state.sessions
+
+    async def from_store(self, before: str | None = None) -> AsyncIterator[str]:
+        """Stored frames after the cursor (and before `before`); moves the cursor."""
+        run, frames = await asyncio.to_thread(_stored_after, self.sessions, self.run_id, self.cursor, before)
+        for frame in frames:
+            self.cursor = frame.event_id
+            yield _frame_event(frame, run.total_steps if run else 0)
+
+    async def final_status(self) -> str | None:
+        """The terminal status from the store, if the run has ended."""
+        def load():
+            with self.sessions() as s:
+                return s.get(Run, self.run_id)
+        run = await asyncio.to_thread(load)
+        if run is None or run.status not in TERMINAL_STATUSES:
+            return None
+        return sse(run.last_event_id or self.cursor, "status", json.dumps({"status": run.status, "error": run.error}))
+
+    async def events(self) -> AsyncIterator[str]:
         yield ": connected\n\n"
-        while not await request.is_disconnected():
-            reply = await client.xread({key: cursor}, count=100, block=int(heartbeat * 1000))
-            if not reply:
-                if not await client.exists(key):  # expired while we waited: finish from the store
-                    async for chunk in _from_store(request, run_id, cursor):
+        client, delay = None, 0.5
+        try:
+            while not await self.request.is_disconnected():
+                try:
+                    if client is None:
+                        client = aioredis.Redis.from_url(self.redis_url, socket_timeout=self.heartbeat + 10,
+                                                         socket_connect_timeout=5)
+                        async for chunk in self.catch_up(client):
+                            yield chunk
+                    async for chunk in self.follow(client):
+                        if chunk == END:
+                            return
                         yield chunk
-                    return
-                yield ": heartbeat\n\n"
+                        delay = 0.5
+                except REDIS_DOWN as exc:  # wait it out; the store fills what the stream lost meanwhile
+                    log.info("events %s: Redis unavailable (%s); retrying in %.1f s", self.run_id, exc, delay)
+                    if client is not None:
+                        await client.aclose()
+                        client = None
+                    yield ": redis unavailable, retrying\n\n"
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 5.0)
+        finally:
+            if client is not None:
+                await client.aclose()
+
+    async def catch_up(self, client: aioredis.Redis) -> AsyncIterator[str]:
+        """What the stream no longer holds between the cursor and its first entry, from the store."""
+        first = await client.xrange(self.key, count=1)
+        before = first[0][0].decode() if first else None
+        if before is None or _key(before) > _key(self.cursor):
+            async for chunk in self.from_store(before):
+                yield chunk
+
+    async def follow(self, client: aioredis.Redis) -> AsyncIterator[str]:
+        """Relay stream entries; yields END once the terminal status has been sent."""
+        block_ms = 1  # at first only what is there: a viewer past a finished run's end hears so at once
+        while not await self.request.is_disconnected():
+            reply = await client.xread({self.key: self.cursor}, count=100, block=block_ms)
+            block_ms = int(self.heartbeat * 1000)
+            if reply:
+                for event_id, fields in reply[0][1]:
+                    self.cursor = event_id.decode()
+                    kind, data = fields[b"type"].decode(), fields[b"data"].decode()
+                    yield sse(self.cursor, kind, data)
+                    if kind == "status" and json.loads(data)["status"] in TERMINAL_STATUSES:
+                        yield END
+                        return
                 continue
-            for event_id, fields in reply[0][1]:
-                cursor = event_id.decode()
-                kind, data = fields[b"type"].decode(), fields[b"data"].decode()
-                yield sse(cursor, kind, data)
-                if kind == "status" and json.loads(data)["status"] in TERMINAL_STATUSES:
-                    return
-    finally:
-        await client.aclose()
+            if not await client.exists(self.key):  # expired or lost: what was persisted, then the end if any
+                async for chunk in self.from_store():
+                    yield chunk
+            final = await self.final_status()  # a finished run whose terminal entry we are already past
+            if final is not None:
+                async for chunk in self.from_store():
+                    yield chunk
+                yield final
+                yield END
+                return
+            yield ": heartbeat\n\n"
 
 
 @router.get("/{run_id}/events")
@@ -88,7 +152,6 @@ async def events(run: TicketReaderRunDep, request: Request, settings: SettingsDe
     cursor = last_event_id or after or "0-0"
     if not all(p.isdigit() for p in cursor.split("-")) or cursor.count("-") != 1:
         cursor = "0-0"
-    client = aioredis.Redis.from_url(settings.redis_url)
-    return StreamingResponse(event_stream(request, run.id, cursor, settings.sse_heartbeat_seconds, client),
-                             media_type="text/event-stream",
+    relay = Relay(request, run.id, cursor, settings.sse_heartbeat_seconds, settings.redis_url)
+    return StreamingResponse(relay.events(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
