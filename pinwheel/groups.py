@@ -13,6 +13,10 @@ gradient needs; weights uniform inside a group, w_ji = c_j, make the group's thr
       min_{‖v_j‖≤τ} ½‖u − Σ_j D_j v_j‖²,   D_j = diag(sqrt(w_j)),   p = u − Σ_j D_j v_j
   whose dual gradient is Lipschitz with constant max_i Σ_j w_ji; the duality gap certifies
   the optimum                                                                      (overlap_prox)
+
+No host synchronisation in a prox: τ may be a 0-dim tensor (FISTA's step 1/L lives on the device),
+the levels of a laminar family are found once (NumPy, at construction) and kept per device and
+dtype as the levels' member matrices and sqrt(c_j) (`level_blocks`), built on first use there.
 """
 from __future__ import annotations
 
@@ -34,6 +38,11 @@ class GroupStructure:
     parents: np.ndarray | None = None  # tree: parent index per unit, -1 for the root
     group_roots: np.ndarray | None = None  # tree: the node whose subtree each group is
     meta: dict = field(default_factory=dict)
+    _blocks: dict = field(default_factory=dict, repr=False, compare=False)  # (device, dtype) → level_blocks
+
+    def __post_init__(self) -> None:
+        if "levels" not in self.meta and self.weights.device.type == "cpu":  # once, while the weights are here
+            self.meta["levels"] = nested_levels(self.weights.detach().numpy())
 
     @property
     def n_groups(self) -> int:
@@ -60,18 +69,35 @@ class GroupStructure:
         w = self.weights.detach().cpu().numpy() > 0
         return [np.flatnonzero(w[:, i]).tolist() for i in range(w.shape[1])]
 
-    def prox(self, u: torch.Tensor, tau: float, *, nonneg: bool = False, overlap_iters: int = 100) -> torch.Tensor:
+    def level_blocks(self, device, dtype) -> list[tuple[torch.Tensor, torch.Tensor]] | None:
+        """Per level of a laminar family (innermost first): (members (G_l, m) 0/1, sqrt(c_j) (G_l,)) on
+        `device`; None if the family is not laminar. Built once per device and dtype."""
+        levels = self.meta.get("levels")
+        if levels is None:  # weights that never were on the CPU: one read-back, once
+            levels = self.meta["levels"] = nested_levels(self.weights.detach().cpu().numpy())
+        if levels is False:
+            return None
+        key = (torch.device(device), dtype)
+        if key not in self._blocks:
+            w = self.weights.detach()
+            blocks = []
+            for idx in levels:
+                wl = w[torch.as_tensor(idx, device=w.device)]
+                blocks.append(((wl > 0).to(device=device, dtype=dtype), wl.to(device=device, dtype=dtype).max(dim=1).values.sqrt()))
+            self._blocks[key] = blocks
+        return self._blocks[key]
+
+    def prox(self, u: torch.Tensor, tau: float | torch.Tensor, *, nonneg: bool = False,
+             overlap_iters: int = 100) -> torch.Tensor:
         """prox_{τΩ}(u) (B, m) → (B, m), plus the constraint z ≥ 0 if nonneg (Ω is absolute and monotone,
-        so that prox is prox_{τΩ}(ReLU(u)))."""
+        so that prox is prox_{τΩ}(ReLU(u))). τ a float (≤ 0: identity) or a 0-dim tensor ≥ 0 (no sync)."""
         if nonneg:
             u = torch.relu(u)
-        if tau <= 0:
+        if not isinstance(tau, torch.Tensor) and tau <= 0:
             return u
-        levels = self.meta.get("levels")
-        if levels is None:
-            levels = self.meta["levels"] = nested_levels(self.weights.detach().cpu().numpy())
-        if levels is not False:  # laminar family with uniform weights inside each group: exact one pass
-            return tree_prox(u, self.weights, tau, levels)
+        blocks = self.level_blocks(u.device, u.dtype)
+        if blocks is not None:  # laminar family with uniform weights inside each group: exact one pass
+            return laminar_prox(u, blocks, tau)
         return overlap_prox(u, self.weights, tau, iters=overlap_iters)
 
     def as_arrays(self) -> dict[str, np.ndarray]:
@@ -156,9 +182,13 @@ def group_thresholds(weights: torch.Tensor, tau: float, dtype=None) -> torch.Ten
 
 def block_prox(u: torch.Tensor, weights: torch.Tensor, tau: float) -> torch.Tensor:
     """Exact prox of τΣ_j‖u_{P_j}‖ for *disjoint* groups (G, m), weights uniform per group."""
-    members = (weights > 0).to(u.dtype)  # (G, m)
+    return _block_rule(u, (weights > 0).to(u.dtype), group_thresholds(weights, tau, u.dtype))
+
+
+def _block_rule(u: torch.Tensor, members: torch.Tensor, thresholds: torch.Tensor) -> torch.Tensor:
+    """u_g ← u_g·max(0, 1 − t_g/‖u_g‖) for disjoint groups: members (G, m) 0/1, thresholds (G,)."""
     norms = (u.pow(2) @ members.T).sqrt()  # (B, G)
-    factor = torch.relu(1 - group_thresholds(weights, tau, u.dtype) / norms.clamp_min(1e-30))  # (B, G)
+    factor = torch.relu(1 - thresholds / norms.clamp_min(1e-30))  # (B, G)
     return u * (1 - (1 - factor) @ members)  # a unit outside every group keeps factor 1
 
 
@@ -190,11 +220,18 @@ def tree_prox(u: torch.Tensor, weights: torch.Tensor, tau: float, levels: list[n
     return u
 
 
+def laminar_prox(u: torch.Tensor, blocks: list[tuple[torch.Tensor, torch.Tensor]], tau) -> torch.Tensor:
+    """`tree_prox` with the levels prepared on u's device (GroupStructure.level_blocks): no index copies."""
+    for members, sqrt_c in blocks:  # innermost (leaves) first
+        u = _block_rule(u, members, tau * sqrt_c)
+    return u
+
+
 def overlap_prox(u: torch.Tensor, weights: torch.Tensor, tau: float, iters: int = 100,
                  return_dual: bool = False):
     """prox_{τΩ}(u) for any groups and weights, by accelerated projected gradient on the dual (see top)."""
     sw = weights.to(u.dtype).sqrt()  # (G, m): the diagonals of D_j
-    L = float(weights.sum(dim=0).max().clamp_min(1e-12))  # ‖Σ_j D_j²‖
+    L = weights.sum(dim=0).max().clamp_min(1e-12).to(u.dtype)  # ‖Σ_j D_j²‖, a 0-dim tensor (no sync)
     v = torch.zeros(u.shape[0], *weights.shape, dtype=u.dtype, device=u.device)  # (B, G, m)
     y, t = v, 1.0
     for _ in range(iters):

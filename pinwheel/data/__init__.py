@@ -1,4 +1,10 @@
-"""Data sets as in-memory tensors with deterministic sampling by seed (science.md §8)."""
+"""Data sets as in-memory tensors with deterministic sampling by seed (science.md §8).
+
+Batches are drawn with the run's generator, a CPU torch.Generator saved in every checkpoint, so a
+run's samples are the same on every device and after a resume. The indices (a few hundred int64)
+go to the data's device without a host synchronisation (`to_device`: pinned memory, asynchronous
+copy), and the gather x[idx] runs there.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -34,12 +40,24 @@ class Dataset:
         return self
 
     def batch(self, size: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor | None]:
-        idx = torch.randint(0, self.x.shape[0], (size,), generator=generator, device="cpu").to(self.x.device)
+        idx = to_device(torch.randint(0, self.x.shape[0], (size,), generator=generator, device="cpu"), self.x.device)
         return self.x[idx], (self.y[idx] if self.y is not None else None)
 
     def probe(self, size: int = 256) -> tuple[torch.Tensor, torch.Tensor | None]:
         """A fixed batch (the first examples) so panels compare like with like across frames."""
         return self.x[:size], (self.y[:size] if self.y is not None else None)
+
+
+def to_device(t: torch.Tensor, device: torch.device | str) -> torch.Tensor:
+    """A small CPU tensor (indices drawn by the run's generator) on `device`, with no host synchronisation:
+    on CUDA from pinned memory, asynchronously (the caching host allocator keeps the pinned block until the
+    copy is done); unchanged on the CPU."""
+    device = torch.device(device)
+    if device.type == "cpu":
+        return t
+    if device.type == "cuda":
+        t = t.pin_memory()
+    return t.to(device, non_blocking=True)
 
 
 def resolve_user_folder(folder: str, data_root: Path) -> Path:

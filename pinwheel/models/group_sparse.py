@@ -3,7 +3,8 @@
     form "autoencoder":    z = ReLU(W_e x + b)                            encoder, z ∈ R^m
     form "sparse_coding":  z = argmin_z ½‖x − W_d z‖² + λΩ(z)             FISTA with the prox of λΩ
                            (exact one-pass prox for blocks and trees, dual iterations for overlaps;
-                           see groups.py), `inference_steps` iterations, signed codes
+                           see groups.py), `inference_steps` iterations, signed codes, step 1/U with
+                           U ≥ ‖W_d‖₂² computed on the device (inference.lipschitz_bound: no host sync)
     x̂ = W_d z                                        linear decoder, columns ‖W_d[:, i]‖ ≤ 1
     L(x) = ½‖x − W_d z‖² + λ Ω(z),   Ω(z) = Σ_j sqrt(Σ_{i∈P_j} w_ji z_i²)
     (λ optionally ramped up from 0 over the first steps: with random filters the penalty
@@ -22,7 +23,7 @@ from torch import nn
 
 from ..configs.group_sparse import GroupSparseConfig
 from ..groups import GroupStructure, build_groups
-from ..inference import proximal_gradient
+from ..inference import lipschitz_bound, proximal_gradient
 from .base import PinwheelModel, numpy, unit_columns_
 
 
@@ -57,9 +58,9 @@ class GroupSparseAE(PinwheelModel):
         if not self.sparse_coding:
             return torch.relu(x @ self.W_e.T + self.b)  # (B, n) → (B, m)
         groups, lam = self._sync_groups(), self.lam_at(step)
-        with torch.no_grad():  # (B, n) → (B, m), FISTA on ½‖x − W_d z‖² + λΩ(z)
-            return proximal_gradient(x, self.W_d, lambda v, t: groups.prox(v, lam * t, overlap_iters=20),
-                                     self.config.inference_steps)
+        prox = (lambda v, t: groups.prox(v, lam * t, overlap_iters=20)) if lam > 0 else (lambda v, t: v)
+        with torch.no_grad():  # (B, n) → (B, m), FISTA on ½‖x − W_d z‖² + λΩ(z), step 1/L with L ≥ ‖W_d‖₂² on the device
+            return proximal_gradient(x, self.W_d, prox, self.config.inference_steps, L=lipschitz_bound(self.W_d))
 
     def loss(self, x, y, step):
         z = self.encode(x, step)  # (B, m)

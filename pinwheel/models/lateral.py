@@ -15,7 +15,12 @@ descent on ½‖x − W_d z*‖² for W_d (columns renormalised); if S is learne
 
 so co-active pairs inhibit each other more and others less. Π is computed by Dykstra's
 alternating projections between the box and the row-sum plane (both inside the space of
-symmetric masked matrices, where the row-sum projection has a closed form).
+symmetric masked matrices, where the row-sum projection has a closed form). In a training step
+the projection runs on S's device in float64 (`SProjection.tensor`): the same iterations, stopped
+at the same tolerance on the CPU; elsewhere a fixed number of them, each iteration after
+convergence frozen on the device (no host sync), so the result is the same whenever it
+converges within that number. The step size 1/U of inference uses U ≥ ‖W_d‖₂² computed on the
+device (inference.lipschitz_bound) instead of an SVD.
 
 Masks: tree — S_ij = 0 when i, j lie on one branch (ancestor/descendant), so each unit
 inhibits everything but its own branch; 2-D grid — S_ij = 0 between grid neighbours, so
@@ -29,6 +34,7 @@ from torch import nn
 
 from ..configs.lateral import GridMask, LateralConfig, TreeMask
 from ..groups import tree, tree_parents
+from ..inference import lipschitz_bound
 from .base import PinwheelModel, numpy
 
 
@@ -59,6 +65,7 @@ class SProjection:
         a = self.active
         q = np.diag(deg[a]).astype(np.float64) + self.mask[np.ix_(a, a)]  # (D + M) on active rows
         self.q_inv = np.linalg.pinv(q)
+        self._consts: dict = {}  # device → (mask, target, q_inv on every row (zero off the active ones))
 
     def _box(self, s: np.ndarray) -> np.ndarray:
         return np.clip(s, 0.0, self.beta) * self.mask
@@ -81,6 +88,46 @@ class SProjection:
             if done:
                 break
         return y
+
+    def _on(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        if device not in self._consts:  # built once per device
+            q_full = np.zeros((len(self.mask),) * 2)
+            q_full[np.ix_(self.active, self.active)] = self.q_inv
+            self._consts[device] = tuple(torch.as_tensor(np.asarray(a, dtype=np.float64)).to(device)
+                                         for a in (self.mask, self.target, q_full))
+        return self._consts[device]
+
+    def tensor(self, s: torch.Tensor, iters: int = 2000, tol: float = 1e-7, device_iters: int = 16) -> torch.Tensor:
+        """`__call__` on a float64 tensor, on its device. On the CPU it stops as `__call__` does; elsewhere it
+        runs `device_iters` iterations, each one after convergence a no-op, with no host synchronisation."""
+        mask, target, q_full = self._on(s.device)
+        adaptive = s.device.type == "cpu"
+
+        def box(t):
+            return t.clamp(0.0, self.beta) * mask
+
+        def rows(t):
+            u = q_full @ (t.sum(dim=1) - target)  # zero on the inactive rows
+            return t - (u[:, None] + u[None, :]) * mask
+
+        x = 0.5 * (s + s.T) * mask
+        p, q = torch.zeros_like(x), torch.zeros_like(x)
+        done, out = torch.zeros((), dtype=torch.bool, device=s.device), x
+        for _ in range(iters if adaptive else device_iters):  # Dykstra
+            y = box(x + p)
+            p_new = x + p - y
+            x_new = rows(y + q)
+            q_new = y + q - x_new
+            conv = ((y.sum(dim=1) - target).abs().max() < tol) & ((x_new - x).abs().max() < tol)
+            if adaptive:
+                x, p, q = x_new, p_new, q_new
+                if conv:  # a CPU tensor: reading it is free
+                    return y
+                continue
+            out = torch.where(done, out, y)
+            x, p, q = (torch.where(done, old, new) for old, new in ((x, x_new), (p, p_new), (q, q_new)))
+            done = done | conv
+        return y if adaptive else out
 
 
 class LateralInhibition(PinwheelModel):
@@ -106,7 +153,7 @@ class LateralInhibition(PinwheelModel):
         """z* ≈ argmin_z E(x, z) by proximal gradient with inhibited thresholds: (B, n) → (B, m)."""
         c = self.config
         w = self.W_d.detach()
-        lip = torch.linalg.matrix_norm(w, ord=2) ** 2
+        lip = lipschitz_bound(w)  # 0-dim tensor ≥ ‖W_d‖₂², on w's device
         z = x.new_zeros(x.shape[0], w.shape[1])
         for _ in range(steps or c.inference_steps):
             u = z - ((z @ w.T - x) @ w) / lip  # (B, m)
@@ -134,9 +181,8 @@ class LateralInhibition(PinwheelModel):
             a = z.abs()
             inhibition = ((a @ self.S) * a).sum(1).mean()
             if self.config.learn_S:
-                co = (a.T @ a / len(a)).double().cpu().numpy()  # mean |z||z|ᵀ
-                s = self.projection(self.S.double().cpu().numpy() + self.config.s_lr * co)
-                self.S.copy_(torch.from_numpy(s).to(self.S))
+                co = (a.T @ a / len(a)).double()  # mean |z||z|ᵀ
+                self.S.copy_(self.projection.tensor(self.S.double() + self.config.s_lr * co))
         l1 = a.sum(1).mean()
         return {"loss": (recon + self.config.lam * l1 + inhibition).detach(), "reconstruction": recon.detach(),
                 "l1": l1, "inhibition": inhibition, "active_fraction": (z != 0).float().mean()}

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from ..configs.lista import ListaConfig
-from ..inference import LISTA, energy, fista, ista
+from ..inference import LISTA, energy, fista, ista, lipschitz, lipschitz_bound
 from .base import PinwheelModel, numpy, unit_columns_
 
 
@@ -35,7 +35,8 @@ class ListaModel(PinwheelModel):
     @torch.no_grad()
     def reference(self, x: torch.Tensor, steps: int | None = None) -> torch.Tensor:
         c = self.config
-        return fista(x, self.W_d, c.lam, steps or c.fista_steps, nonneg=c.nonnegative)  # (B, m)
+        W = self.W_d.detach()  # step 1/U, U ≥ ‖W_d‖₂² on the device (no host sync in a training step)
+        return fista(x, W, c.lam, steps or c.fista_steps, nonneg=c.nonnegative, L=lipschitz_bound(W))  # (B, m)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.lista(x)
@@ -66,9 +67,10 @@ class ListaModel(PinwheelModel):
         c = self.config
         x = dataset.x_test[:512] if dataset.x_test is not None else dataset.probe(512)[0]
         T, lam, W = c.steps, c.lam, self.W_d
+        L = lipschitz(W)  # frame time: the exact step, as LISTA's initialisation had
         e = {"lista": energy(x, W, self.lista(x), lam).mean(),
-             "fista": energy(x, W, fista(x, W, lam, T, nonneg=c.nonnegative), lam).mean(),
-             "ista": energy(x, W, ista(x, W, lam, T, nonneg=c.nonnegative), lam).mean(),
+             "fista": energy(x, W, fista(x, W, lam, T, nonneg=c.nonnegative, L=L), lam).mean(),
+             "ista": energy(x, W, ista(x, W, lam, T, nonneg=c.nonnegative, L=L), lam).mean(),
              "optimum": energy(x, W, self.reference(x), lam).mean()}
         out = {f"heldout_energy_{k}_T" if k != "optimum" else "heldout_energy_optimum": float(v) for k, v in e.items()}
         out["lista_excess_over_optimum"] = float((e["lista"] - e["optimum"]) / e["optimum"])

@@ -16,6 +16,9 @@ pixels and are pushed to be active together, so they become similar; reconstruct
 every orientation within each receptive field, so orientation must also change — the
 compromise is a continuous orientation map with pin-wheels (Gregor & LeCun 2010).
 Unfold / fold and broadcast products do all units at once; there is no loop over units.
+Nothing in a training step leaves the device: the annealed pools are rebuilt there from the units'
+grid coordinates, and the augmentation's symmetries are drawn with the run's generator (saved in
+the checkpoint, so a resumed run is the straight run) and applied as one gather of pixels.
 """
 from __future__ import annotations
 
@@ -27,23 +30,35 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..configs.local_filters import LocalFiltersConfig
+from ..data import to_device
 from .base import PinwheelModel, numpy
 
 EPS = 1e-8
 
 
-def grid_pools(rows: int, cols: int, pool: int, sigma: float | None) -> torch.Tensor:
-    """One group per unit: its pool×pool neighbourhood on a rows×cols grid (no wrap) → (rows·cols, rows·cols).
+def grid_coordinates(rows: int, cols: int) -> torch.Tensor:
+    """(2, rows·cols) float64: the row and column of every unit, row-major."""
+    r, c = np.divmod(np.arange(rows * cols), cols)
+    return torch.tensor(np.stack([r, c]), dtype=torch.float64)
+
+
+def pools_at(coords: torch.Tensor, pool: int, sigma: float | None) -> torch.Tensor:
+    """One group per unit: its pool×pool neighbourhood (no wrap), on coords' device → (units, units) float32.
 
     Weights are exp(−d²/2σ²) inside the window (flat when sigma is None), normalised to sum 1 per group.
     """
-    r, c = np.divmod(np.arange(rows * cols), cols)
-    dr, dc = r[:, None] - r[None, :], c[:, None] - c[None, :]
+    r, c = coords  # (U,), (U,)
+    dr, dc = r[:, None] - r[None, :], c[:, None] - c[None, :]  # (U, U)
     half = pool // 2
-    inside = (np.abs(dr) <= half) & (np.abs(dc) <= half)
-    w = (np.exp(-(dr**2 + dc**2) / (2 * sigma**2)) if sigma is not None else np.ones(inside.shape)) * inside
-    w /= w.sum(axis=1, keepdims=True)  # Σ_i w_ji = 1: λ means the same whatever the pool's size
-    return torch.tensor(w, dtype=torch.float32)  # (groups, units)
+    inside = (dr.abs() <= half) & (dc.abs() <= half)
+    w = (torch.exp(-(dr**2 + dc**2) / (2 * sigma**2)) if sigma is not None else torch.ones_like(dr)) * inside
+    w = w / w.sum(dim=1, keepdim=True)  # Σ_i w_ji = 1: λ means the same whatever the pool's size
+    return w.float()  # (groups, units)
+
+
+def grid_pools(rows: int, cols: int, pool: int, sigma: float | None) -> torch.Tensor:
+    """`pools_at` on a rows×cols grid, on the CPU."""
+    return pools_at(grid_coordinates(rows, cols), pool, sigma)
 
 
 def pool_schedule(config: LocalFiltersConfig, step: int) -> tuple[int, float | None]:
@@ -67,18 +82,28 @@ def unit_positions(offsets: np.ndarray) -> np.ndarray:
     return np.stack(np.meshgrid(offsets, offsets, indexing="ij"), axis=-1).reshape(-1, 2)
 
 
-def dihedral(x: torch.Tensor, shape: tuple[int, int], generator: torch.Generator | None = None) -> torch.Tensor:
-    """Each square image of x (B, H·W) under one of the 8 symmetries of the square, drawn uniformly.
+def dihedral_pixels(shape: tuple[int, int]) -> torch.Tensor:
+    """(8, H·W) int64: for each symmetry of the square (rotations by k·90°, then the same flipped), the
+    source pixel of every output pixel."""
+    src = torch.arange(shape[0] * shape[1]).view(*shape)
+    variants = [torch.rot90(src, k, dims=(0, 1)) for k in range(4)]
+    return torch.stack(variants + [v.flip(1) for v in variants]).flatten(1)
+
+
+def dihedral(x: torch.Tensor, shape: tuple[int, int], generator: torch.Generator | None = None,
+             pixels: torch.Tensor | None = None) -> torch.Tensor:
+    """Each square image of x (B, H·W) under one of the 8 symmetries of the square, drawn uniformly with
+    `generator` (a CPU generator: the run's) — the same draws on every device.
 
     A rotation by 90° sends orientation θ to θ + π/2 and a flip sends θ to −θ, so the batch's
     mean orientation moment E[r·e^{2iθ}] becomes zero whatever the photographs favour.
+    pixels: dihedral_pixels(shape) on x's device (built here when not given).
     """
     b = x.shape[0]
-    img = x.view(b, *shape)
-    which = torch.randint(0, 8, (b,), generator=generator, device=x.device)
-    variants = [torch.rot90(img, k, dims=(1, 2)) for k in range(4)]
-    variants += [v.flip(2) for v in variants]
-    return torch.stack(variants)[which, torch.arange(b, device=x.device)].reshape(b, -1)
+    which = to_device(torch.randint(0, 8, (b,), generator=generator), x.device)  # (B,)
+    if pixels is None:
+        pixels = dihedral_pixels(shape).to(x.device)
+    return x.gather(1, pixels[which])  # (B, H·W): a permutation of each image's pixels
 
 
 class LocallyConnected(nn.Module):
@@ -130,8 +155,13 @@ class LocalFiltersAE(PinwheelModel):
         self.config = config
         self.layer = LocallyConnected(input_shape, config.receptive_field, config.stride, generator, config.grid)
         self.side = self.layer.side
+        self.generator = generator  # the run's: the augmentation draws from it (it is in the checkpoint)
+        coords = grid_coordinates(self.side, self.side)
         self._pools = pool_schedule(config, 0)
-        self.register_buffer("group_weights", grid_pools(self.side, self.side, *self._pools))
+        self.register_buffer("group_weights", pools_at(coords, *self._pools))
+        # follow the model to its device; not in the state dict (they are functions of the config)
+        self.register_buffer("grid_coords", coords, persistent=False)  # (2, U)
+        self.register_buffer("dihedral_pixels", dihedral_pixels(input_shape), persistent=False)  # (8, H·W)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.layer.encode(x)
@@ -139,9 +169,9 @@ class LocalFiltersAE(PinwheelModel):
     def loss(self, x, y, step):
         if pool_schedule(self.config, step) != self._pools:  # annealing: wide pools first, then narrow
             self._pools = pool_schedule(self.config, step)
-            self.group_weights.copy_(grid_pools(self.side, self.side, *self._pools))
+            self.group_weights.copy_(pools_at(self.grid_coords, *self._pools))  # on the device
         if self.config.augment:
-            x = dihedral(x, self.input_shape)
+            x = dihedral(x, self.input_shape, self.generator, self.dihedral_pixels)
         z = self.layer.encode(x)  # (B, U)
         x_hat = self.layer.decode(z)  # (B, H·W)
         recon = 0.5 * (x - x_hat).pow(2).sum(dim=1).mean()

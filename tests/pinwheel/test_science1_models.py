@@ -137,7 +137,7 @@ def test_preset_trains_end_to_end(preset_id):
     assert preset is not None
     RunConfig.model_validate(preset["config"])  # the preset itself is valid
     cfg = RunConfig.model_validate(deep_merge(deep_merge(preset["config"], TINY[preset_id]), {
-        "train": {"steps": 6, "batch_size": 16, "frame_every_steps": 3, "frame_every_seconds": 1e9}}))
+        "train": {"steps": 6, "batch_size": 16, "frame_every_steps": 3, "frame_every_seconds": 3600}}))
     rec = Recorder()
     assert train(cfg, rec) == "succeeded"
     assert [f["step"] for f in rec.frames] == [0, 3, 6]

@@ -272,7 +272,8 @@ def test_branch_similarity_on_a_tree_of_known_filters():
     ({"model": {"kind": "lateral", "beta": -1.0}}, "beta"),
     ({"model": {"kind": "lateral", "units": 16, "mask": {"kind": "grid", "radius": 4}}}, "mask.radius"),
     ({"model": {"kind": "lateral", "beta": 0.01, "row_sum": 5}}, "row_sum"),
-    ({"model": {"kind": "conv_stack", "layers": [{"kernel": 9}]}, "data": {"kind": "sklearn_digits"}}, "kernel"),
+    ({"model": {"kind": "conv_stack", "layers": [{"kernel": 9}]},
+      "data": {"kind": "sklearn_digits", "train_size": 1000, "test_size": 300}}, "kernel"),  # 1,797 digits in all
     ({"model": {"kind": "conv_stack", "layers": [{"maps": 10, "groups": {"kind": "blocks_1d", "size": 4}}]}},
      "groups.size"),
 ])
