@@ -48,6 +48,7 @@ class RunInfo(_Loose):
     notes: str = ""
     notes_html: str = ""
     provenance: dict = {}
+    attempts: list[dict] = []  # each worker attempt (host, device, how it ended)
 
     @property
     def active(self) -> bool:
