@@ -20,15 +20,26 @@ from starlette.responses import JSONResponse
 from .auth import principal_for_token
 
 WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
-STREAMED = {"/api/bundles"}  # routes that read their (large) body as a stream and enforce their own limit
+# routes that read their (large) body as a stream and enforce their own limit (≤ the one here)
+BUNDLES = "/api/bundles"
+EXTERNAL_WEIGHTS = re.compile(r"/api/external/runs/[^/]+/weights\.npz")
 
 
 class GuardWrites:
     def __init__(self, app, settings, sessions):
         self.app, self.settings, self.sessions = app, settings, sessions
 
+    def streamed(self, path: str) -> bool:
+        return path == BUNDLES or bool(EXTERNAL_WEIGHTS.fullmatch(path))
+
     def limit_for(self, path: str) -> int:
-        return self.settings.max_bundle_bytes if path in STREAMED else self.settings.max_json_body_bytes
+        if path == BUNDLES:
+            return self.settings.max_bundle_bytes
+        if EXTERNAL_WEIGHTS.fullmatch(path):
+            from .routers.external import MAX_WEIGHTS_BYTES  # noqa: PLC0415 — that router owns its limit
+
+            return MAX_WEIGHTS_BYTES
+        return self.settings.max_json_body_bytes
 
     def _who(self, header: str | None) -> JSONResponse | None:
         """The refusal for this Authorization header, or None when it names a writer."""
@@ -63,7 +74,7 @@ class GuardWrites:
             if not length.isdigit() or int(length) > limit:
                 return await too_big(scope, receive, send)
             return await self.app(scope, receive, send)  # the server delivers no more than Content-Length
-        if scope["path"] in STREAMED:
+        if self.streamed(scope["path"]):
             return await self.app(scope, receive, send)
         # chunked and small by rule: take it in, up to the limit, then hand it on
         messages, size = [], 0

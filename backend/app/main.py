@@ -52,7 +52,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for module in (presets, runs, events, organise, shares, users, bundles, exports):
         # the event stream's router documents no error answers of its own: the run deps' are added here
         app.include_router(module.router, responses=errors(401, 403, 404, 422) if module is events else None)
-    app.include_router(external.router)
+    app.include_router(external.router, responses=errors(401, 403, 404, 409, 413, 422, 503))  # its error answers
     # writes: token checked and body size bounded before the body is read; no ticket in access logs
     app.add_middleware(GuardWrites, settings=settings, sessions=app.state.sessions)
     install_log_redaction()

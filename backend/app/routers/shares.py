@@ -2,8 +2,9 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Annotated
 
-from fastapi import APIRouter, HTTPException, Request
+from fastapi import APIRouter, HTTPException, Path, Request
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
@@ -61,7 +62,7 @@ def list_shares(who: WriterDep, run: RunDep, session: SessionDep) -> list[ShareO
 
 
 @router.delete("/{run_id}/shares/{share_id}", response_model=ShareOut)
-def revoke_share(run: OwnRunDep, share_id: int, session: SessionDep) -> ShareOut:
+def revoke_share(run: OwnRunDep, share_id: Annotated[int, Path(ge=1, le=2**63 - 1)], session: SessionDep) -> ShareOut:
     share = session.get(Share, share_id)
     if share is None or share.run_id != run.id:
         raise HTTPException(404, detail=f"share_id: no share {share_id} on this run")

@@ -1,8 +1,9 @@
 """Lab members and their tokens (admins only), and "who am I" for any token."""
 from __future__ import annotations
 
+from typing import Annotated
 
-from fastapi import APIRouter, HTTPException
+from fastapi import APIRouter, HTTPException, Path
 from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
@@ -12,6 +13,7 @@ from ..deps import AdminDep, PrincipalDep, SessionDep
 from ..errors import UTCDatetime, errors, utc
 from ..store import Run, User, utcnow
 
+MAX_ID = 2**63 - 1  # the store's integer ids; larger ones are a 422, not an overflow
 router = APIRouter(prefix="/api", tags=["users"], responses=errors(401, 403, 422))
 
 
@@ -69,7 +71,7 @@ def list_users(session: SessionDep, admin: AdminDep) -> list[UserOut]:
 
 
 @router.delete("/users/{user_id}", response_model=UserOut, responses=errors(404))
-def revoke_user(user_id: int, session: SessionDep, admin: AdminDep) -> UserOut:
+def revoke_user(user_id: Annotated[int, Path(ge=1, le=MAX_ID)], session: SessionDep, admin: AdminDep) -> UserOut:
     """Revoke a member's token (the user and the runs they launched stay on record)."""
     user = session.get(User, user_id)
     if user is None:
