@@ -116,7 +116,7 @@ class ConvStack(PinwheelModel):
         warm = min(1.0, since / self.config.lam_warmup_steps) if self.config.lam_warmup_steps else 1.0
         return recon + warm * layer.config.lam * sparsity, {
             "reconstruction": recon.detach(), "group_sparsity": sparsity.detach(),
-            "active_fraction": (z > 0).float().mean().detach(), "layer": torch.tensor(float(cur + 1))}
+            "active_fraction": (z > 0).float().mean().detach(), "layer": z.new_full((), cur + 1.0)}
 
     @torch.no_grad()
     def project_(self) -> None:

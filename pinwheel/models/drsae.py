@@ -95,7 +95,7 @@ class DrSAE(PinwheelModel):
         return loss, {"reconstruction": recon.detach(), "sparsity": sparsity.detach(), "cross_entropy": ce.detach(),
                       "train_error": (logits.argmax(1) != y).float().mean().detach(),
                       "active_fraction": (z > 0).float().mean().detach(),
-                      "supervised": torch.tensor(float(self.supervised(step)))}
+                      "supervised": z.new_full((), float(self.supervised(step)))}
 
     def make_optimizer(self, lr: float, kind: str = "adam") -> torch.optim.Optimizer:
         """Two groups: the encoder (E, S, b) at lr × encoder_lr_scale, the decoder D and classifier C at lr."""

@@ -97,11 +97,13 @@ class SProjection:
                                          for a in (self.mask, self.target, q_full))
         return self._consts[device]
 
-    def tensor(self, s: torch.Tensor, iters: int = 2000, tol: float = 1e-7, device_iters: int = 16) -> torch.Tensor:
-        """`__call__` on a float64 tensor, on its device. On the CPU it stops as `__call__` does; elsewhere it
-        runs `device_iters` iterations, each one after convergence a no-op, with no host synchronisation."""
+    def tensor(self, s: torch.Tensor, iters: int = 2000, tol: float = 1e-7, device_iters: int = 16,
+               adaptive: bool | None = None) -> torch.Tensor:
+        """`__call__` on a float64 tensor, on its device. On the CPU it stops as `__call__` does; elsewhere
+        (or adaptive=False) it runs `device_iters` iterations, each one after convergence a no-op, with no
+        host synchronisation."""
         mask, target, q_full = self._on(s.device)
-        adaptive = s.device.type == "cpu"
+        adaptive = s.device.type == "cpu" if adaptive is None else adaptive
 
         def box(t):
             return t.clamp(0.0, self.beta) * mask
