@@ -13,8 +13,18 @@ L2-pooling layer p_j(p) = sqrt(e_j(s·p)), subsampled by the stride s: features 
 which map in a group fires (and to small shifts). Layer l+1 is trained on layer l's pooled
 output with every layer below frozen (greedy layer-wise, switched by step within one run).
 The frozen stack is then read by a linear probe (logistic regression), next to raw pixels.
+
+The probe (features of a few thousand examples and a scikit-learn fit, seconds) runs off the
+training thread: at a frame where it is due, the loop only clones the stack's weights (a few
+thousand numbers) and a background thread fits on that copy; frames carry the latest finished
+result, so the probe shown lags the frame by at most one probe interval. If a fit is still
+running when the next one is due, the loop waits for it (as it waits for a full frame queue).
 """
 from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -83,8 +93,7 @@ class ConvStack(PinwheelModel):
             channels = layers[-1].groups.n_groups  # the next layer reads the pooled groups
         self.layers = nn.ModuleList(layers)
         self._step = 0
-        self._probe: dict[str, float] = {}
-        self._probe_step = -1
+        self._probes = AsyncProbe()
 
     def current_layer(self, step: int) -> int:
         return min(step // self.config.steps_per_layer, len(self.layers) - 1)
@@ -147,11 +156,10 @@ class ConvStack(PinwheelModel):
 
     @torch.no_grad()
     def frame_metrics(self, dataset) -> dict[str, float]:
+        """The latest finished probe; a new one starts on the probe thread when due (see module doc)."""
         if dataset.y is None or dataset.x_test is None:
             return {}
-        if self._probe_step < 0 or self._step - self._probe_step >= self.config.probe_every_steps:
-            self._probe, self._probe_step = self.probe_accuracies(dataset), self._step
-        return dict(self._probe)
+        return self._probes.frame(self, dataset, self._step, self.config.probe_every_steps)
 
     def filter_bank(self) -> dict:
         """Layer 1's decoder kernels (K, k, k) as the bank; with more layers, `layers` lists every
@@ -185,6 +193,47 @@ class ConvStack(PinwheelModel):
             out.update({f"W_e_{i}": numpy(layer.W_e), f"W_d_{i}": numpy(layer.W_d), f"b_{i}": numpy(layer.b),
                         f"g_{i}": numpy(layer.g), f"group_weights_{i}": numpy(layer.group_weights)})
         return out
+
+
+_PROBE_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pinwheel-probe")
+
+
+def _low_priority() -> None:
+    try:  # the training threads have the cores first
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
+    except (AttributeError, OSError):
+        pass
+
+
+class AsyncProbe:
+    """A model's probes, fitted on the probe thread from a copy of its weights (a plain attribute, not a module)."""
+
+    def __init__(self):
+        self.net: ConvStack | None = None  # the probe thread's own copy of the stack
+        self.job: Future | None = None
+        self.result: dict[str, float] = {}
+        self.step = -1  # step of the last probe started
+
+    def frame(self, model: ConvStack, dataset, step: int, every: int) -> dict[str, float]:
+        if self.step < 0 or step - self.step >= every:
+            if self.job is not None:
+                self.result = self.job.result()  # still fitting the previous one: wait (back-pressure)
+            if self.net is None:
+                self.net = ConvStack(model.config, model.input_shape, torch.Generator())
+                self.net.to(next(model.parameters()).device).eval()
+            weights = {k: v.detach().clone() for k, v in model.layers.state_dict().items()}
+            self.job, self.step = _PROBE_THREAD.submit(self._fit, weights, dataset), step
+        if self.job is not None and self.job.done():
+            self.result, self.job = self.job.result(), None
+        return dict(self.result)
+
+    def _fit(self, weights: dict, dataset) -> dict[str, float]:
+        from threadpoolctl import threadpool_limits  # noqa: PLC0415
+
+        _low_priority()
+        self.net.layers.load_state_dict(weights)
+        with threadpool_limits(limits=1, user_api="blas"):
+            return self.net.probe_accuracies(dataset)
 
 
 def _probe(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test: np.ndarray) -> float:
