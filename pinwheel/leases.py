@@ -91,13 +91,18 @@ end
 return id
 """
 
-# KEYS: exec, lease, stream   ARGV: max_lost, maxlen, queued_template, failed_template
+# KEYS: exec, lease, stream, cancel   ARGV: max_lost, maxlen, queued_template, failed_template, cancelled_template
 _REAP = _XADD_STATUS + """
 if redis.call('EXISTS', KEYS[2]) == 1 then return {'alive', 0} end
 local state = redis.call('HGET', KEYS[1], 'state')
 if not state then return {'missing', 0} end
 if state ~= 'running' then return {state, 0} end
 local n = tonumber(redis.call('HGET', KEYS[1], 'attempt'))
+if redis.call('EXISTS', KEYS[4]) == 1 then  -- cancelled while its worker was dying: end it, do not re-queue
+  redis.call('HSET', KEYS[1], 'state', 'done')
+  xadd_status(KEYS[3], ARGV[2], ARGV[5], {lost_attempt = n})
+  return {'cancelled', n}
+end
 local lost = redis.call('HINCRBY', KEYS[1], 'lost', 1)
 if lost >= tonumber(ARGV[1]) then
   redis.call('HSET', KEYS[1], 'state', 'done')
@@ -148,18 +153,19 @@ def cancel_run(client: redis.Redis, run_id: str) -> str:
 
 @dataclass
 class ReapResult:
-    outcome: str  # requeue | failed | alive | queued | done | missing
+    outcome: str  # requeue | failed | cancelled | alive | queued | done | missing
     attempt: int
 
 
 def reap(client: redis.Redis, run_id: str, max_lost: int) -> ReapResult:
     """If the run is `running` with no lease, its worker is gone: re-queue it (or fail it after
     max_lost lost attempts). Atomic: of several reapers looking at once, one acts."""
-    keys = [exec_key(run_id), lease_key(run_id), stream_key(run_id)]
+    keys = [exec_key(run_id), lease_key(run_id), stream_key(run_id), cancel_key(run_id)]
     queued = _status_template("queued", reason="worker lost (its lease expired); re-queued to resume "
                                                "from the last checkpoint")
     failed = _status_template("failed", error=f"worker lost {max_lost} times (lease expired); giving up")
-    outcome, attempt = client.eval(_REAP, 3, *keys, max_lost, STREAM_MAXLEN, queued, failed)
+    cancelled = _status_template("cancelled", reason="cancelled; its worker was lost")
+    outcome, attempt = client.eval(_REAP, 4, *keys, max_lost, STREAM_MAXLEN, queued, failed, cancelled)
     return ReapResult(_text(outcome), int(attempt))
 
 

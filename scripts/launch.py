@@ -172,12 +172,12 @@ def main() -> int:
             env["REDIS_URL"] = f"redis://127.0.0.1:{args.redis_port}/0"
         worker_cmd = [sys.executable, "-m", "celery", "-A", "worker.celery_app:app", "worker", "--pool=solo",
                       "--loglevel=INFO"]
-        from pinwheel.devices import visible_gpus
+        from pinwheel.devices import visible_gpus, worker_env
 
         gpus = visible_gpus()
         for i, gpu in enumerate(gpus):  # one worker process per GPU (or MIG instance), each seeing only its own
             supervisor.add(Child(f"worker-gpu{i}", "worker", [*worker_cmd, "-n", f"gpu{i}@%h"],
-                                 {**env, "CUDA_VISIBLE_DEVICES": gpu}))
+                                 {**env, **worker_env(gpu)}))
         if not gpus:
             supervisor.add(Child("worker", "worker", worker_cmd, {**env, "CUDA_VISIBLE_DEVICES": ""}))
         web = supervisor.add(Child("web", "web", [sys.executable, "-m", "uvicorn", "backend.app.asgi:app",

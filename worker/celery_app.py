@@ -5,6 +5,7 @@ the last resort, and a late re-delivery is harmless (a claim is exclusive and fe
 from __future__ import annotations
 
 from celery import Celery
+from celery.signals import worker_init
 
 from .settings import settings
 
@@ -25,3 +26,11 @@ app.conf.update(
     task_ignore_result=True,
     worker_hijack_root_logger=False,
 )
+
+
+@worker_init.connect
+def _check_assigned_gpu(**_) -> None:
+    """A worker given a GPU that torch cannot see must not train on the CPU without a word."""
+    from pinwheel.devices import require_assigned_gpu
+
+    require_assigned_gpu()

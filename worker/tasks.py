@@ -32,6 +32,7 @@ from pinwheel.provenance import code_version
 from pinwheel.train import TrainingDiverged, resolve_device, train
 
 from .celery_app import app
+from .guards import TIME_LIMIT_ERROR, Deadline, check_memory, device_available_bytes
 from .settings import settings
 
 log = logging.getLogger(__name__)
@@ -70,10 +71,10 @@ def _shutting_down() -> bool:
 class RunWatch(threading.Thread):
     """Renews the lease and watches cancel/shutdown every `watch_seconds`, off the training thread."""
 
-    def __init__(self, lease: Lease, client: redis.Redis, run_id: str):
+    def __init__(self, lease: Lease, client: redis.Redis, run_id: str, deadline: Deadline):
         super().__init__(name=f"run-watch-{run_id[:8]}", daemon=True)
-        self.lease, self.redis, self.run_id = lease, client, run_id
-        self.reason: str | None = None  # cancel | shutdown | superseded: why the loop must stop
+        self.lease, self.redis, self.run_id, self.deadline = lease, client, run_id, deadline
+        self.reason: str | None = None  # cancel | shutdown | superseded | time limit: why the loop must stop
         self.cancel_published = False
         self.finished = threading.Event()  # the task is done with the run
 
@@ -97,6 +98,8 @@ class RunWatch(threading.Thread):
                 continue
             if _shutting_down():
                 self.stop("shutdown")
+            if self.deadline.expired():  # the solo pool does not enforce Celery's time limits itself
+                self.stop("time limit")
             if (self.reason == "cancel" and not self.cancel_published
                     and time.monotonic() - cancel_seen > settings.cancel_grace_seconds):
                 try:  # a long step: say so now; the step finishes in the background and saves nothing new
@@ -165,7 +168,7 @@ def train_run(self, run_id: str, config: dict) -> str:
     if claim != "claimed":  # done, cancelled while queued, or a duplicate delivery of a held run
         log.info("run %s: not started (%s)", run_id, claim)
         return claim
-    watch = RunWatch(lease, client, run_id)
+    watch = RunWatch(lease, client, run_id, Deadline.from_timelimit(self.request.timelimit))
     watch.start()
     publisher = StreamPublisher(lease, watch, run_id, settings.artifacts_dir / run_id)
     outcome = "failed"
@@ -175,12 +178,20 @@ def train_run(self, run_id: str, config: dict) -> str:
             cfg.train.device = settings.device
         resume = publisher.load_checkpoint()
         device = resolve_device(cfg.train.device)
+        free_cuda = torch.cuda.mem_get_info(device)[0] if device.type == "cuda" else None
+        too_big = check_memory(cfg, device_available_bytes(device.type, free_cuda))
+        if too_big:
+            publisher.status("failed", end_state="done", error=f"memory: {too_big}")
+            return outcome
         publisher.status("running", environment=environment_record(device), host=host, worker=lease.worker,
                          resumed_from_step=int(resume["step"]) if resume else None, taken_over=lease.taken_over)
         result = train(cfg, publisher, resume=resume, data_root=settings.data_root)
         if result == "succeeded" or watch.reason == "cancel":
             outcome = "succeeded" if result == "succeeded" else "cancelled"
             publisher.status(outcome, end_state="done")
+        elif watch.reason == "time limit":
+            publisher.status("failed", end_state="done", error=f"{TIME_LIMIT_ERROR}: ran longer than "
+                             f"{watch.deadline.seconds:.0f} s")
         elif watch.reason == "shutdown":
             outcome = "requeued"
             retrying(f"run {run_id}: release", lambda: lease.release("worker shut down; re-queued to resume "

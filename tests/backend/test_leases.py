@@ -125,3 +125,13 @@ def test_a_worker_that_shuts_down_hands_the_run_back(client):
     assert statuses(client, run_id)[-1] == {**statuses(client, run_id)[-1], "status": "queued", "ended_attempt": 1}
     nxt = Lease(client, run_id, "w2", "h", ttl_seconds=5)
     assert nxt.claim() == "claimed" and nxt.attempt == 2 and not nxt.taken_over
+
+
+def test_a_run_cancelled_while_its_worker_died_is_ended_not_requeued(client):
+    run_id = new_run(client)
+    assert Lease(client, run_id, "w1", "h", ttl_seconds=0.2).claim() == "claimed"
+    assert cancel_run(client, run_id) == "live"  # the worker is dying: nobody will see the flag
+    expire(client, run_id)
+    assert reap(client, run_id, max_lost=5).outcome == "cancelled"
+    assert statuses(client, run_id)[-1]["status"] == "cancelled"
+    assert Lease(client, run_id, "w2", "h", 5).claim() == "done"
