@@ -128,10 +128,13 @@ def _json(z, infos, name: str, kind: type):
     return value
 
 
-def check_npz(path: Path) -> None:
-    """Every array of a .npz is a plain numeric .npy: read from its header alone (no pickle, no load)."""
+def check_npz(path: Path, max_total: int) -> None:
+    """Every array of a .npz is a plain numeric .npy: read from its header alone (no pickle, no load);
+    the arrays together no larger than the bundle's allowance (whoever loads the file later is spared)."""
     try:
         with zipfile.ZipFile(path) as inner:
+            if sum(i.file_size for i in inner.infolist()) > max_total:
+                raise bad("weights.npz: uncompressed arrays over the limit", 413)
             for info in inner.infolist():
                 with inner.open(info) as f:
                     version = np.lib.format.read_magic(f)
@@ -315,7 +318,8 @@ def import_bundle(path: Path, artifacts_dir: Path, max_total: int, session, who)
                     raise bad("final_frame.json: filter_grid is not an object")
                 final["filter_grid"]["atlas_png"] = base64.b64encode(png).decode()
             _drain(z, infos["frames.json"])
-            for name, check in (("weights.npz", check_npz), ("checkpoint.safetensors", check_safetensors)):
+            for name, check in (("weights.npz", lambda p: check_npz(p, max_total)),
+                                ("checkpoint.safetensors", check_safetensors)):
                 if name in infos:
                     staging.mkdir(parents=True, exist_ok=True)
                     _copy(z, infos[name], staging / name)
