@@ -7,7 +7,7 @@ from typing import Annotated
 
 import redis
 from fastapi import APIRouter, HTTPException
-from pydantic import BaseModel, Field, StringConstraints, field_validator
+from pydantic import AfterValidator, BaseModel, Field, StringConstraints, field_validator
 
 from pinwheel.protocol import cancel_key, stream_key
 
@@ -19,7 +19,15 @@ from .runs import RunOut
 
 router = APIRouter(prefix="/api/runs", tags=["organise"], responses=errors(401, 403, 404, 413, 422))
 TAG = r"^[\w][\w .:+-]{0,39}$"
-Tag = Annotated[str, StringConstraints(strip_whitespace=True, pattern=TAG)]  # letters, digits, ' .:+-_', ≤ 40
+
+
+def _tag(tag: str) -> str:
+    if not re.fullmatch(TAG, tag):
+        raise ValueError(f"tag {tag[:50]!r}: letters, digits, ' .:+-_', at most 40")
+    return tag
+
+
+Tag = Annotated[str, StringConstraints(strip_whitespace=True), AfterValidator(_tag)]
 
 
 class RunEdit(BaseModel):
