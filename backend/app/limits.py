@@ -119,3 +119,19 @@ def install_log_redaction() -> None:
         logger = logging.getLogger(name)
         if not any(isinstance(f, RedactSecrets) for f in logger.filters):
             logger.addFilter(RedactSecrets())
+
+
+UNPARSABLE = "There was an error parsing the body"  # FastAPI's 400 for a body json.loads raised on
+
+
+async def unparsable_body(request, exc):
+    """FastAPI answers 400 with no reason when json.loads fails other than by a syntax error (e.g. an
+    integer of more than 4,300 digits): answer as for any invalid body, a 422 that says why."""
+    from fastapi.exception_handlers import http_exception_handler  # noqa: PLC0415
+
+    if exc.status_code == 400 and exc.detail == UNPARSABLE:
+        cause = exc.__cause__
+        why = f"{type(cause).__name__}: {str(cause)[:200]}" if cause else "unreadable"
+        return JSONResponse({"detail": [{"loc": ["body"], "msg": f"not valid JSON ({why})", "type": "json_invalid",
+                                         "field": "(body)"}]}, status_code=422)
+    return await http_exception_handler(request, exc)

@@ -9,9 +9,10 @@ import plotly
 from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .errors import errors
-from .limits import GuardWrites, install_log_redaction
+from .limits import GuardWrites, install_log_redaction, unparsable_body
 from .persister import Persister
 from .queue import Queue
 from .reaper import Reaper
@@ -55,6 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(external.router, responses=errors(401, 403, 404, 409, 413, 422, 503))  # its error answers
     # writes: token checked and body size bounded before the body is read; no ticket in access logs
     app.add_middleware(GuardWrites, settings=settings, sessions=app.state.sessions)
+    app.add_exception_handler(StarletteHTTPException, unparsable_body)  # a 422 with the reason, not a bare 400
     install_log_redaction()
 
     @app.get("/vendor/plotly.min.js", include_in_schema=False)
