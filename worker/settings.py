@@ -18,9 +18,9 @@ class WorkerSettings(BaseSettings):
     # The broker's last resort only: a run whose worker died is re-queued by the lease reaper long before.
     visibility_timeout_seconds: int = 7 * 24 * 3600
     lease_ttl_seconds: float = Field(8.0, gt=0, description="a run whose worker stops renewing this long is re-queued")
-    watch_seconds: float = Field(0.5, gt=0, description="how often the run's watcher renews its lease and "
+    watch_seconds: float = Field(0.25, gt=0, description="how often the run's watcher renews its lease and "
                                  "checks the cancel flag (off the training thread)")
-    cancel_grace_seconds: float = Field(1.5, ge=0, description="a cancel the training loop has not honoured by "
+    cancel_grace_seconds: float = Field(1.0, ge=0, description="a cancel the training loop has not honoured by "
                                         "then (a long step) is published by the watcher itself")
     redis_retry_seconds: float = Field(600.0, gt=0, description="how long a frame or status is retried while "
                                        "Redis is unreachable before the run gives up")

@@ -81,3 +81,32 @@ def test_divergence_fails_with_a_reason(api):
     done = wait_for_status(api, run["id"], ("failed", "succeeded"), timeout=120)
     assert done["status"] == "failed"
     assert "became" in done["error"] and "train.lr" in done["error"]
+
+
+def test_a_viewer_past_a_finished_runs_end_hears_the_end_at_once(api):
+    run = launch(api)
+    url = f"/api/runs/{run['id']}/events"
+    full = list(read_events(api, url))
+    assert full[-1][1] == "status" and full[-1][2]["status"] == "succeeded"
+    wait_for_status(api, run["id"], ("succeeded",))
+    import time
+
+    started = time.monotonic()
+    again = list(read_events(api, url, headers={"Last-Event-ID": full[-1][0]}, timeout=30))
+    assert [e[1] for e in again] == ["status"] and again[0][2]["status"] == "succeeded"
+    assert time.monotonic() - started < 5  # not a heartbeat interval later
+
+
+def test_a_viewer_behind_the_trimmed_stream_gets_the_missing_frames_from_the_store(api, stack):
+    import redis
+
+    from pinwheel.protocol import stream_key
+
+    run = launch(api)
+    full = [e for e in read_events(api, f"/api/runs/{run['id']}/events")]
+    wait_for_status(api, run["id"], ("succeeded",))
+    redis.Redis.from_url(stack["redis_url"]).xtrim(stream_key(run["id"]), maxlen=5)  # as a long run's cap does
+    replay = list(read_events(api, f"/api/runs/{run['id']}/events"))
+    frames = [(e[0], e[2]["step"]) for e in full if e[1] == "frame"]  # statuses are not stored: only frames
+    assert [(e[0], e[2]["step"]) for e in replay if e[1] == "frame"] == frames, ([e[:2] for e in full], [e[:2] for e in replay])
+    assert replay[-1][1] == "status" and replay[-1][2]["status"] == "succeeded"
