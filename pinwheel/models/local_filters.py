@@ -36,29 +36,30 @@ from .base import PinwheelModel, numpy
 EPS = 1e-8
 
 
-def grid_coordinates(rows: int, cols: int) -> torch.Tensor:
-    """(2, rows·cols) float64: the row and column of every unit, row-major."""
-    r, c = np.divmod(np.arange(rows * cols), cols)
-    return torch.tensor(np.stack([r, c]), dtype=torch.float64)
+def axis_kernel(axis: torch.Tensor, half: int, sigma: float | None) -> torch.Tensor:
+    """(n, n): exp(−d²/2σ²) (1 when sigma is None) for units d apart along one side, 0 beyond `half`."""
+    d = axis[:, None] - axis[None, :]
+    k = torch.exp(-d**2 / (2 * sigma**2)) if sigma is not None else torch.ones_like(d)
+    return k * (d.abs() <= half)
 
 
-def pools_at(coords: torch.Tensor, pool: int, sigma: float | None) -> torch.Tensor:
-    """One group per unit: its pool×pool neighbourhood (no wrap), on coords' device → (units, units) float32.
+def pools_at(rows_axis: torch.Tensor, cols_axis: torch.Tensor, pool: int, sigma: float | None) -> torch.Tensor:
+    """One group per unit: its pool×pool neighbourhood on the grid (no wrap) → (units, units) float32, built
+    on the axes' device (float64 positions along each side, units row-major).
 
     Weights are exp(−d²/2σ²) inside the window (flat when sigma is None), normalised to sum 1 per group.
+    Window and Gaussian both factor over rows and columns, so the matrix is the Kronecker product of the
+    two sides' kernels and its row sums the product of theirs.
     """
-    r, c = coords  # (U,), (U,)
-    dr, dc = r[:, None] - r[None, :], c[:, None] - c[None, :]  # (U, U)
-    half = pool // 2
-    inside = (dr.abs() <= half) & (dc.abs() <= half)
-    w = (torch.exp(-(dr**2 + dc**2) / (2 * sigma**2)) if sigma is not None else torch.ones_like(dr)) * inside
-    w = w / w.sum(dim=1, keepdim=True)  # Σ_i w_ji = 1: λ means the same whatever the pool's size
+    kr, kc = axis_kernel(rows_axis, pool // 2, sigma), axis_kernel(cols_axis, pool // 2, sigma)
+    w = torch.kron(kr, kc) / torch.kron(kr.sum(dim=1), kc.sum(dim=1))[:, None]  # Σ_i w_ji = 1
     return w.float()  # (groups, units)
 
 
 def grid_pools(rows: int, cols: int, pool: int, sigma: float | None) -> torch.Tensor:
     """`pools_at` on a rows×cols grid, on the CPU."""
-    return pools_at(grid_coordinates(rows, cols), pool, sigma)
+    axis = lambda n: torch.arange(n, dtype=torch.float64)  # noqa: E731
+    return pools_at(axis(rows), axis(cols), pool, sigma)
 
 
 def pool_schedule(config: LocalFiltersConfig, step: int) -> tuple[int, float | None]:
@@ -156,11 +157,10 @@ class LocalFiltersAE(PinwheelModel):
         self.layer = LocallyConnected(input_shape, config.receptive_field, config.stride, generator, config.grid)
         self.side = self.layer.side
         self.generator = generator  # the run's: the augmentation draws from it (it is in the checkpoint)
-        coords = grid_coordinates(self.side, self.side)
         self._pools = pool_schedule(config, 0)
-        self.register_buffer("group_weights", pools_at(coords, *self._pools))
+        self.register_buffer("group_weights", grid_pools(self.side, self.side, *self._pools))
         # follow the model to its device; not in the state dict (they are functions of the config)
-        self.register_buffer("grid_coords", coords, persistent=False)  # (2, U)
+        self.register_buffer("grid_axis", torch.arange(self.side, dtype=torch.float64), persistent=False)  # (G,)
         self.register_buffer("dihedral_pixels", dihedral_pixels(input_shape), persistent=False)  # (8, H·W)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
@@ -169,7 +169,7 @@ class LocalFiltersAE(PinwheelModel):
     def loss(self, x, y, step):
         if pool_schedule(self.config, step) != self._pools:  # annealing: wide pools first, then narrow
             self._pools = pool_schedule(self.config, step)
-            self.group_weights.copy_(pools_at(self.grid_coords, *self._pools))  # on the device
+            self.group_weights.copy_(pools_at(self.grid_axis, self.grid_axis, *self._pools))  # on the device
         if self.config.augment:
             x = dihedral(x, self.input_shape, self.generator, self.dihedral_pixels)
         z = self.layer.encode(x)  # (B, U)
