@@ -61,3 +61,26 @@ class Me(_Loose):
     is_admin: bool = False
     can_write: bool = False
     run_id: str | None = None
+
+
+class SweepRunInfo(_Loose):
+    id: str
+    status: str
+    title: str = ""
+    step: int = 0
+    total_steps: int = 0
+    params: dict = {}
+    metrics: dict = {}
+    error: str | None = None
+
+
+class SweepInfo(_Loose):
+    id: str
+    title: str = ""
+    fields: list[str] = []
+    runs: list[SweepRunInfo] = []
+    counts: dict[str, int] = {}
+
+    @property
+    def active(self) -> bool:
+        return any(r.status in ACTIVE_STATUSES for r in self.runs)

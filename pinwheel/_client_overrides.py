@@ -65,3 +65,19 @@ def parse_axis(item: str, flag: str = "--grid") -> tuple[str, list[Any]]:
     if not values or any(v == "" for v in values):
         raise OverrideError(f"{flag} {path}: give one or more comma-separated values")
     return path, values
+
+
+def parse_random(item: str) -> tuple[str, dict | list]:
+    """'model.lam=0.01:1:log' → a range (':log' draws in log space, ':int' rounds); 'x=a,b,c' → choices."""
+    path, value = split_item(item, "--random")
+    if ":" not in value:
+        return path, [parse_value(v.strip()) for v in value.split(",")]
+    parts = value.split(":")
+    flags = {p.strip() for p in parts[2:]}
+    if len(parts) < 2 or not flags <= {"log", "int"}:
+        raise OverrideError(f"--random {item!r}: expected FIELD=LOW:HIGH[:log][:int] or FIELD=A,B,C")
+    try:
+        low, high = float(parts[0]), float(parts[1])
+    except ValueError:
+        raise OverrideError(f"--random {path}: LOW and HIGH must be numbers, got {parts[0]!r} and {parts[1]!r}") from None
+    return path, {"low": low, "high": high, "log": "log" in flags, "integer": "int" in flags}

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -16,7 +17,7 @@ import typer
 
 from . import _client_config as cfg
 from ._client_models import RunInfo
-from ._client_overrides import OverrideError, parse_sets
+from ._client_overrides import OverrideError, parse_axis, parse_random, parse_sets
 from .client import DOWNLOADS, Client, PinwheelError
 
 EXIT_ERROR, EXIT_FAILED, EXIT_CANCELLED, EXIT_INTERRUPTED = 1, 3, 4, 130
@@ -192,6 +193,64 @@ def import_(ctx: typer.Context, bundle: Path = typer.Argument(..., help="a bundl
     with client(ctx) as pw:
         run = pw.import_bundle(bundle)
         out(pw.run_url(run.id))
+
+
+# --- sweeps ----------------------------------------------------------------------------------------
+@app.command()
+def sweep(ctx: typer.Context,
+          preset: str = typer.Argument(..., help="a preset id (`pinwheel presets`)"),
+          grid: list[str] = typer.Option([], "--grid", help="field=v1,v2,… : every combination runs (repeatable)"),
+          random: list[str] = typer.Option([], "--random", help="field=LOW:HIGH[:log][:int] or field=a,b,c (repeatable)"),
+          samples: int = typer.Option(0, "--samples", min=0, help="random draws (with --random)"),
+          seed: int = typer.Option(0, "--seed", min=0),
+          set_: list[str] = typer.Option([], "--set", help="an override every run shares"),
+          title: Optional[str] = typer.Option(None, "--title"),
+          watch: bool = typer.Option(False, "--watch", help="wait for every run; exit 0 when all succeeded")) -> None:
+    """Queue a grid or random sweep over config fields as runs of one sweep; print its page's URL."""
+    axes = dict(parse_axis(g) for g in grid)
+    draws = dict(parse_random(r) for r in random)
+    if random and samples < 1:
+        raise Failure("--samples: a random sweep needs --samples N (N ≥ 1)")
+    with client(ctx) as pw:
+        info = pw.sweep(preset, axes, draws, samples, parse_sets(set_) or None, seed=seed, title=title)
+        out(pw.sweep_url(info.id))
+        for run in info.runs:
+            out(f"  {pw.run_url(run.id)}  {run.params}")
+        if watch:
+            while info.active:
+                time.sleep(2)
+                info = pw.sweep_info(info.id)
+            show_sweep_table(info)
+            raise typer.Exit(0 if all(r.status == "succeeded" for r in info.runs) else EXIT_FAILED)
+
+
+def show_sweep_table(info) -> None:
+    metric_names = sorted({k for r in info.runs for k in r.metrics})[:6]
+    out("  ".join(["run", "status", *info.fields, *metric_names]))
+    for r in info.runs:
+        cells = [r.id[:8], r.status, *[str(r.params.get(f)) for f in info.fields],
+                 *[f"{r.metrics[m]:.4g}" if isinstance(r.metrics.get(m), (int, float)) else "-" for m in metric_names]]
+        out("  ".join(cells))
+
+
+@app.command("sweep-show")
+def sweep_show(ctx: typer.Context, sweep_id: str = typer.Argument(...),
+               as_json: bool = typer.Option(False, "--json")) -> None:
+    """A sweep's runs: their swept values, status and latest metrics."""
+    with client(ctx) as pw:
+        info = pw.sweep_info(sweep_id)
+    if as_json:
+        out(info.model_dump_json(indent=2))
+    else:
+        show_sweep_table(info)
+
+
+@app.command("sweep-cancel")
+def sweep_cancel(ctx: typer.Context, sweep_id: str = typer.Argument(...)) -> None:
+    """Cancel every queued or running run of a sweep."""
+    with client(ctx) as pw:
+        info = pw.cancel_sweep(sweep_id)
+    out(f"cancel requested for {sum(r.status in ('queued', 'running') for r in info.runs)} runs of sweep {sweep_id}")
 
 
 def main() -> None:

@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterator
 
 import httpx
 
-from ._client_models import Me, Preset, RunInfo
+from ._client_models import Me, Preset, RunInfo, SweepInfo
 from .protocol import TERMINAL_STATUSES
 
 DOWNLOADS = {  # what → (route under /api/runs/{id}/, default file name)
@@ -54,7 +54,8 @@ def error_from_response(response: httpx.Response) -> PinwheelError:
         if msg == "Extra inputs are not permitted":
             msg = "unknown field"
         more = f" (and {len(detail) - 1} more)" if len(detail) > 1 else ""
-        return PinwheelError(_field_of(first.get("loc", [])), msg + more, response.status_code)
+        field = first.get("field") or _field_of(first.get("loc", []))  # `field`: the path as the user wrote it
+        return PinwheelError(str(field), msg + more, response.status_code)
     if isinstance(detail, str) and ": " in detail:
         field, _, reason = detail.partition(": ")
         return PinwheelError(field, reason, response.status_code)
@@ -175,6 +176,24 @@ class Client:
             raise
         os.replace(partial, target)
         return target
+
+    # --- sweeps -----------------------------------------------------------------------------------
+    def sweep(self, preset: str | None, grid: dict[str, list] | None = None, random: dict | None = None,
+              samples: int = 0, overrides: dict | None = None, *, seed: int = 0, title: str | None = None) -> SweepInfo:
+        """Queue every combination of `grid` (field → values) times `samples` draws of `random`
+        (field → {low, high, log, integer} or a list of choices) as runs of one sweep."""
+        body = {"preset": preset, "config": overrides or None, "grid": grid or {}, "random": random or {},
+                "samples": samples, "seed": seed, "title": title}
+        return SweepInfo.model_validate(self.request("POST", "/api/sweeps", json=body).json())
+
+    def sweep_info(self, sweep_id: str) -> SweepInfo:
+        return SweepInfo.model_validate(self.request("GET", f"/api/sweeps/{sweep_id}").json())
+
+    def cancel_sweep(self, sweep_id: str) -> SweepInfo:
+        return SweepInfo.model_validate(self.request("POST", f"/api/sweeps/{sweep_id}/cancel").json())
+
+    def sweep_url(self, sweep_id: str) -> str:
+        return f"{self.url}/#/sweeps/{sweep_id}"
 
     # --- following a run --------------------------------------------------------------------------
     def watch(self, run_id: str, poll: float = 1.0, timeout: float | None = None) -> Iterator[RunInfo]:

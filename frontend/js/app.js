@@ -7,6 +7,7 @@ import { clonePage, sharedLanding } from "./share.js";
 import { listPage } from "./list_page.js";
 import { adminPage } from "./admin_page.js";
 import { importPage } from "./import_page.js";
+import { sweepPage } from "./sweep_page.js";
 
 const view = document.getElementById("view");
 let current = null; // the page object that owns timers / event sources
@@ -40,10 +41,12 @@ async function route() {
   const m = location.hash.match(/^#\/runs\/([0-9a-f]{32})/);
   const compare = location.hash.match(/^#\/compare(?:\/([0-9a-f,]*))?$/);
   const clone = location.hash.match(/^#\/clone\/([0-9a-f]{32})$/);
+  const sweep = location.hash.match(/^#\/sweeps\/([0-9a-f]{12})$/);
   try {
     if (location.hash === "#/shared") { current = await sharedLanding(); return; }
     if (compare) { current = await comparePage(view, compare[1]); return; }
     if (clone) { current = await clonePage(view, clone[1]); return; }
+    if (sweep) { current = await sweepPage(view, sweep[1]); return; }
     if (location.hash === "#/admin") { current = await adminPage(view); return; }
     if (location.hash === "#/import") { current = await importPage(view); return; }
     current = m ? await RunPage.open(view, m[1]) : await listPage(view);

@@ -40,7 +40,7 @@ def test_errors_carry_the_field_and_the_reason(stack):
     with Client(stack["url"], ADMIN_TOKEN) as pw:
         with pytest.raises(PinwheelError) as err:
             pw.launch("topographic-natural", {"model": {"lam": -1}})
-        assert err.value.status == 422 and err.value.field in ("config.model.group_sparse.lam", "config.model.lam")
+        assert err.value.status == 422 and err.value.field in ("config.model.group_sparse.lam", "config.model.lam", "model.lam")
         assert "greater than or equal to 0" in err.value.reason
     with Client(stack["url"], "pwu_wrong") as pw, pytest.raises(PinwheelError) as err:
         pw.runs()
