@@ -125,6 +125,30 @@ xadd_status(KEYS[3], ARGV[1], ARGV[2], {attempt = n})
 return 'cancelled'
 """
 
+# KEYS: lease   ARGV: the value it must still hold
+_DELETE_IF = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+def drop_dead_leases(client: redis.Redis, node: str, is_alive) -> list[str]:
+    """Leases held by an earlier process of this very worker node (same name, e.g. `celery@host`)
+    that is no longer alive: dropped now, so the reaper re-queues their runs at once instead of a
+    lease TTL later. A worker restarted by its supervisor calls this when it is ready."""
+    dropped = []
+    for key in client.scan_iter(match="run:*:lease", count=500):
+        value = client.get(key)
+        if value is None:
+            continue
+        _, _, holder = _text(value).partition(":")
+        name, _, pid = holder.rpartition(":")
+        if name == node and pid.isdigit() and not is_alive(int(pid)):
+            if client.eval(_DELETE_IF, 1, key, value):
+                dropped.append(_text(key).split(":")[1])
+    return dropped
+
+
 def _status_template(status: str, **fields) -> str:
     return json.dumps({"status": status, "time": time.time(), **fields})
 

@@ -5,7 +5,7 @@ the last resort, and a late re-delivery is harmless (a claim is exclusive and fe
 from __future__ import annotations
 
 from celery import Celery
-from celery.signals import worker_init
+from celery.signals import worker_init, worker_ready
 
 from .settings import settings
 
@@ -34,3 +34,29 @@ def _check_assigned_gpu(**_) -> None:
     from pinwheel.devices import require_assigned_gpu
 
     require_assigned_gpu()
+
+
+@worker_ready.connect
+def _drop_leases_of_dead_predecessor(sender=None, **_) -> None:
+    """A worker restarted after a crash: its predecessor's runs need not wait out their leases."""
+    import logging
+    import os
+
+    import redis
+
+    from pinwheel.leases import drop_dead_leases
+
+    def alive(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+            return pid != os.getpid() and open(f"/proc/{pid}/stat").read().split()[2] != "Z"
+        except (OSError, IndexError):
+            return False
+
+    try:
+        client = redis.Redis.from_url(settings.redis_url, socket_timeout=10)
+        dropped = drop_dead_leases(client, sender.hostname, alive)
+        if dropped:
+            logging.getLogger(__name__).warning("leases of a dead predecessor dropped: runs %s", ", ".join(dropped))
+    except redis.RedisError:
+        pass  # the reaper handles them a lease TTL later

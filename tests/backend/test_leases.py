@@ -135,3 +135,16 @@ def test_a_run_cancelled_while_its_worker_died_is_ended_not_requeued(client):
     assert reap(client, run_id, max_lost=5).outcome == "cancelled"
     assert statuses(client, run_id)[-1]["status"] == "cancelled"
     assert Lease(client, run_id, "w2", "h", 5).claim() == "done"
+
+
+def test_a_restarted_worker_drops_only_its_dead_predecessors_leases(client):
+    dead, live, other = new_run(client), new_run(client), new_run(client)
+    assert Lease(client, dead, "celery@gpu0:111", "h", ttl_seconds=60).claim() == "claimed"
+    assert Lease(client, live, "celery@gpu0:222", "h", ttl_seconds=60).claim() == "claimed"
+    assert Lease(client, other, "celery@gpu1:111", "h", ttl_seconds=60).claim() == "claimed"
+    from pinwheel.leases import drop_dead_leases
+
+    dropped = drop_dead_leases(client, "celery@gpu0", is_alive=lambda pid: pid == 222)
+    assert dropped == [dead]
+    assert reap(client, dead, max_lost=5).outcome == "requeue"  # at once, not a minute later
+    assert reap(client, live, max_lost=5).outcome == "alive" and reap(client, other, 5).outcome == "alive"
