@@ -16,7 +16,7 @@ import threading
 import time
 
 import redis
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from pinwheel.protocol import PERSIST_GROUP, TERMINAL_STATUSES, stream_key
@@ -66,6 +66,14 @@ def _frame_is_new(session, run: Run, data: dict) -> bool:
         return False
     session.flush()
     return session.scalar(select(Frame.id).where(Frame.run_id == run.id, Frame.step == step).limit(1)) is None
+
+
+def _lock_run(session, run_id: str) -> Run | None:
+    """One persister at a time folds a run's entries, reading what the others committed: a row lock
+    on PostgreSQL; SQLite has none, so a no-op write takes its write lock before the read."""
+    if session.get_bind().dialect.name == "sqlite":
+        session.execute(update(Run).where(Run.id == run_id).values(last_event_id=Run.last_event_id))
+    return session.get(Run, run_id, with_for_update=True)
 
 
 def apply_entry(session, run: Run, event_id: str, fields: dict) -> None:
@@ -184,7 +192,7 @@ class Persister(threading.Thread):
 
     def _fold(self, run_id: str, entries: list) -> None:
         with self.sessions() as s:
-            run = s.get(Run, run_id, with_for_update=True)  # one persister at a time folds a run's entries
+            run = _lock_run(s, run_id)
             if run is not None:
                 known = set(s.scalars(select(Frame.event_id).where(
                     Frame.run_id == run_id, Frame.event_id.in_([e for e, _ in entries]))))
