@@ -88,6 +88,7 @@ class Run:
         self.error: str | None = None  # the last failure of the background thread (network, server)
         self.frames_sent = 0
         self.frames_merged = 0  # frames replaced by a newer one before they were sent
+        self.thread_cpu_seconds = 0.0  # CPU the background thread spent on panels, JSON and HTTP
         self._started = time.monotonic()
         self._last_step = -1
         self._pending: _Pending | None = None
@@ -213,7 +214,9 @@ class Run:
             if pending is None:  # silence: a heartbeat (never under the lock: log() must not wait on HTTP)
                 self._heartbeat()
                 continue
+            cpu = time.thread_time()
             self._send(pending, produce)
+            self.thread_cpu_seconds += time.thread_time() - cpu
             last_sent = time.monotonic()
 
     def _heartbeat(self) -> None:
