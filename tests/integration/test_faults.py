@@ -177,3 +177,34 @@ def test_a_run_past_its_time_limit_fails_saying_so(tmp_path, artifacts_dir):
         assert 10 <= time.monotonic() - started < 60
     finally:
         stack.stop()
+
+
+def test_many_viewers_hold_no_database_connection(stack):
+    """A lab meeting: 40 viewers on one run (the pool has 5 + 10 connections) and the API stays fast."""
+    import threading
+
+    run_id = launch(stack)  # queued: the streams only wait
+    opened, stop = [], threading.Event()
+
+    def view():
+        with httpx.Client(base_url=stack.url, headers=services.auth_headers(),
+                          timeout=httpx.Timeout(10, read=30)) as c:
+            with c.stream("GET", f"/api/runs/{run_id}/events") as res:
+                opened.append(res.status_code)
+                for _ in res.iter_lines():
+                    if stop.is_set():
+                        return
+    viewers = [threading.Thread(target=view, daemon=True) for _ in range(40)]
+    for v in viewers:
+        v.start()
+    try:
+        services.wait_until(lambda: len(opened) == 40, 60, "40 viewers")
+        assert opened == [200] * 40
+        for _ in range(5):
+            started = time.monotonic()
+            assert stack.api.get(f"/api/runs/{run_id}").status_code == 200
+            assert stack.api.get("/api/runs").status_code == 200
+            assert time.monotonic() - started < 5, "the API waits for a database connection"
+    finally:
+        stop.set()
+        stack.api.post(f"/api/runs/{run_id}/cancel")

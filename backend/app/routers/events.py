@@ -22,7 +22,7 @@ from sqlalchemy import select
 
 from pinwheel.protocol import TERMINAL_STATUSES, stream_key
 
-from ..deps import SettingsDep, TicketReaderRunDep
+from ..deps import SessionDep, SettingsDep, TicketReaderRunDep
 from ..store import Frame, Run
 
 router = APIRouter(prefix="/api/runs", tags=["events"])
@@ -145,13 +145,17 @@ class Relay:
 
 
 @router.get("/{run_id}/events")
-async def events(run: TicketReaderRunDep, request: Request, settings: SettingsDep,
+async def events(run: TicketReaderRunDep, request: Request, settings: SettingsDep, session: SessionDep,
                  last_event_id: Annotated[str | None, Header()] = None,
                  after: Annotated[str | None, Query(pattern=r"^\d+-\d+$")] = None) -> StreamingResponse:
     """`Last-Event-ID` header (set by EventSource on reconnect) or `?after=` pick up after that entry."""
     cursor = last_event_id or after or "0-0"
     if not all(p.isdigit() for p in cursor.split("-")) or cursor.count("-") != 1:
         cursor = "0-0"
-    relay = Relay(request, run.id, cursor, settings.sse_heartbeat_seconds, settings.redis_url)
+    run_id = run.id
+    # The request's session would otherwise keep its pooled connection for the stream's whole life
+    # (dependencies with yield close after the response): 15 viewers would drain the pool.
+    session.close()
+    relay = Relay(request, run_id, cursor, settings.sse_heartbeat_seconds, settings.redis_url)
     return StreamingResponse(relay.events(), media_type="text/event-stream",
                              headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"})
