@@ -9,6 +9,9 @@ recomputed at most once per its interval (seconds); a frame in between carries t
 of that kind again, marked `as_of_step` (the step it was computed at), so every frame still holds
 every panel and the timeline stays whole. The other kinds (the filters, reconstructions,
 sparsity) are computed for every frame.
+
+A producer may return None where its measure is undefined for the model (the orientation map of
+units with no spatial layout): the kind is then left out of the frame, not faked.
 """
 from __future__ import annotations
 
@@ -55,6 +58,8 @@ def produce_panels(model, probe_x, probe_y=None, *, step: int | None = None, fre
             out[kind] = {**prev[2], "as_of_step": prev[1]}
             continue
         payload = PANELS[kind](model, probe_x, probe_y) if kind in _WANTS_LABELS else PANELS[kind](model, probe_x)
+        if payload is None:  # undefined for this model: absent, not faked
+            continue
         out[kind] = payload
         if step is not None and interval:
             last[kind] = (now, step, payload)

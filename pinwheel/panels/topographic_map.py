@@ -3,8 +3,10 @@
 Every measure is pinwheel.analysis.topography's (science.md §7): per unit the preferred orientation θ
 (the wave vector's direction) and selectivity r from the filter's power spectrum; on the map the
 pin-wheels with their handedness, the column spacing Λ, the density ρ (≈ π in cortex) and the
-smoothness ⟨cos 2Δθ⟩ over grid neighbours. Models without a grid of their own are drawn on a
-near-square grid (unused cells are blank, selectivity 0), which still shows whether neighbours agree.
+smoothness ⟨cos 2Δθ⟩ over grid neighbours. These measures need units with a spatial layout — a 2-D
+grid or torus, or local filters at their positions on the image — so for any other layout (1-D blocks,
+windows, a tree, a plain list) the producer returns None and the panel is absent: laying units out row
+by row would report pin-wheels and a smoothness that mean nothing.
 """
 from __future__ import annotations
 
@@ -31,19 +33,26 @@ def map_image(theta: np.ndarray, selectivity: np.ndarray) -> np.ndarray:
     return np.repeat(np.repeat(rgb, SCALE, axis=0), SCALE, axis=1)
 
 
-def produce(model, probe_x) -> dict:
+SPATIAL = ("grid", "positions")  # a unit grid (torus or plain), or local filters on the image's own grid
+
+
+def spatial_shape(layout: dict, m: int) -> tuple[int, int] | None:
+    """(rows, cols) of the units' own 2-D layout, or None where the units have none."""
+    if layout.get("type") not in SPATIAL or "rows" not in layout or "cols" not in layout:
+        return None
+    rows, cols = int(layout["rows"]), int(layout["cols"])
+    return (rows, cols) if rows > 1 and cols > 1 and rows * cols == m else None
+
+
+def produce(model, probe_x) -> dict | None:
     bank = filter_bank(model, probe_x)
     filters = np.asarray(bank["filters"], dtype=np.float32)
     layout = bank.get("layout") or {}
-    m = filters.shape[0]
-    if layout.get("type") == "grid":
-        rows, cols = int(layout["rows"]), int(layout["cols"])
-    else:  # no topology of its own: a near-square grid still shows whether neighbours agree
-        cols = int(np.ceil(np.sqrt(m)))
-        rows = int(np.ceil(m / cols))
-    on_grid = layout.get("type") == "grid"
-    if rows * cols != m:
-        filters = np.concatenate([filters, np.zeros((rows * cols - m, *filters.shape[1:]), dtype=filters.dtype)])
+    shape = spatial_shape(layout, filters.shape[0])
+    if shape is None:
+        return None  # no spatial layout: the measure is undefined, so no panel (see module doc)
+    rows, cols = shape
+    on_grid = layout["type"] == "grid"  # a unit grid wraps (torus); fields on an image do not
     omap = topography.orientation_map(filters, (rows, cols))
     pins = topography.find_pinwheels(omap.theta)
     summary = topography.summarise(omap, wrap=on_grid, pins=pins)
@@ -57,5 +66,5 @@ def produce(model, probe_x) -> dict:
         "pinwheels_cw": sum(1 for p in pw if p[2] < 0), "pinwheels_ccw": sum(1 for p in pw if p[2] > 0),
         "lambda": None if not np.isfinite(lam) else round(lam, 3),
         "rho": None if not np.isfinite(rho) else round(rho, 3),
-        "smoothness": round(float(smooth), 4), "on_grid": on_grid,
+        "smoothness": round(float(smooth), 4), "on_grid": on_grid, "layout": layout["type"],
     }

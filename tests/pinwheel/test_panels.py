@@ -36,7 +36,9 @@ def model_and_probe(groups: dict, units: int):
 def test_every_panel_of_the_group_sparse_model(groups, units, layout):
     model, probe = model_and_probe(groups, units)
     panels = produce_panels(model, probe)
-    assert set(panels) == set(model.panel_kinds)
+    # the orientation map only where units lie on a 2-D grid: absent for 1-D blocks and trees
+    spatial = set(model.panel_kinds) if layout == "grid" else set(model.panel_kinds) - {"topographic_map"}
+    assert set(panels) == spatial
     json.dumps(panels)  # JSON-able
     fg = panels["filter_grid"]
     assert fg["layout"]["type"] == layout and fg["count"] == units
@@ -273,3 +275,36 @@ def test_conv_stack_filter_grid_has_one_labelled_block_per_layer():
     x0, y0 = fg["tiles"][3]
     np.testing.assert_array_equal(image[y0:y0 + k1, x0:x0 + k1], levels(l1.W_d.detach().numpy()[3, 0]))
     assert len(fg["stats"]["norm"]) == fg["count"]
+
+
+# ---- the orientation map only where its measure is defined (issue 14, item 2) ------------------
+
+@pytest.mark.parametrize("preset,override,present", [
+    ("topographic-natural", {"data": {"pool_size": 1000}, "model": {"units": 64}}, True),
+    ("lateral-2d", {"data": {"pool_size": 1000}, "model": {"units": 64, "row_sum": 10.0}}, True),
+    ("lateral-tree", {"data": {"pool_size": 1000}}, False),
+])
+def test_orientation_map_only_for_units_with_a_spatial_layout(preset, override, present):
+    model, probe, _ = preset_model(preset, override)
+    panels = produce_panels(model, probe)
+    assert ("topographic_map" in panels) is present
+    if present:
+        tm = panels["topographic_map"]
+        assert tm["rows"] * tm["cols"] == panels["filter_grid"]["count"] and tm["layout"] == "grid"
+
+
+def test_orientation_map_of_local_filters_uses_their_positions():
+    override = {"data": {"pool_size": 200}}
+    model, probe, _ = preset_model("pinwheels-local", override)
+    tm = produce_panels(model, probe)["topographic_map"]
+    assert (tm["rows"], tm["cols"]) == (model.side, model.side) and tm["layout"] in ("positions", "grid")
+
+
+def test_a_kind_whose_producer_returns_none_is_left_out(monkeypatch):
+    import pinwheel.panels as registry
+
+    model, probe = model_and_probe({"kind": "torus_2d", "pool": 4, "stride": 2}, 64)
+    monkeypatch.setitem(registry.PANELS, "sparsity", lambda model, probe_x: None)
+    for step in (1, 2):  # also with reuse between intervals (a None is never cached and re-sent)
+        panels = produce_panels(model, probe, step=step)
+        assert "sparsity" not in panels and "filter_grid" in panels

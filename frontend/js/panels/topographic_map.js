@@ -26,6 +26,10 @@ export function create(container) {
 }
 
 export async function render(state, p) {
+  // the producer sends nothing for units with no spatial layout; should an empty payload come, draw
+  // nothing rather than an empty map
+  state.canvas.closest("[data-panel-box]")?.toggleAttribute("hidden", !p?.map_png);
+  if (!p?.map_png) return;
   state.payload = p;
   const token = ++state.token;
   const img = await decodePng(p.map_png);
@@ -45,6 +49,7 @@ export async function render(state, p) {
   const rho = p.rho == null ? "–" : fmt(p.rho, 2);
   state.stats.textContent = `pin-wheels ${p.n_pinwheels} (${p.pinwheels_ccw} ⟲ white, ${p.pinwheels_cw} ⟳ black) · `
     + `Λ ${fmt(p.lambda, 2)} units · ρ ${rho} per Λ² (π ≈ 3.14) · smoothness ${fmt(p.smoothness, 2)}`
-    + (p.on_grid ? "" : " · (units have no grid of their own: row-major)");
+    + (p.layout === "positions" ? " · (units at their receptive fields' places on the image)"
+      : p.on_grid === false && !p.layout ? " · (recorded before maps needed a spatial layout: row-major)" : "");
   drawn(state.canvas, p);
 }
