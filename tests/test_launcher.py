@@ -108,6 +108,13 @@ def test_launcher_restarts_dead_children_and_ctrl_c_mid_run_loses_nothing(tmp_pa
         step = api.get(f"/api/runs/{run_id}").json()["step"]
         wait_until(lambda: api.get(f"/api/runs/{run_id}").json()["step"] > step, 60, "training on after Redis")
 
+        web_pid = launcher.pids()["web"]
+        os.kill(web_pid, signal.SIGKILL)
+        wait_until(lambda: launcher.pids()["web"] != web_pid
+                   and httpx.get(f"{launcher.url}/api/health").status_code == 200, 60, "the web server back")
+        step = api.get(f"/api/runs/{run_id}").json()["step"]
+        wait_until(lambda: api.get(f"/api/runs/{run_id}").json()["step"] > step, 60, "frames stored after it")
+
         children = list(launcher.pids().values())
         assert launcher.stop() == 0  # Ctrl-C mid-run: workers first, the run goes back to the queue
         assert not any(_alive(pid) for pid in children)

@@ -13,6 +13,9 @@ class WorkerSettings(BaseSettings):
     redis_url: str = Field("redis://127.0.0.1:6379/0", validation_alias=AliasChoices("REDIS_URL", "PINWHEEL_REDIS_URL"))
     artifacts_dir: Path = Path("var/artifacts")
     data_root: Path = Path("var/data")
+    server_url: str | None = Field(None, description="the web server a worker on another host hands its run's "
+                                   "files to (no shared disk); unset: the artifacts folder is shared with the web side")
+    worker_token: str | None = Field(None, repr=False, description="authenticates those uploads (PINWHEEL_WORKER_TOKEN)")
     device: str | None = Field(None, description="overrides every run's train.device (e.g. 'cpu' on a mixed pool)")
     stream_ttl_seconds: int = 3_600  # a finished run's stream lingers this long for late SSE readers
     # The broker's last resort only: a run whose worker died is re-queued by the lease reaper long before.

@@ -16,14 +16,11 @@ import os
 import threading
 import time
 import traceback
-from pathlib import Path
 
-import numpy as np
 import redis
 import torch
 from celery.exceptions import Reject
 from celery.worker import state as worker_state
-from safetensors.torch import save_file as save_safetensors
 
 from pinwheel.configs import RunConfig
 from pinwheel.leases import Lease
@@ -32,6 +29,7 @@ from pinwheel.provenance import code_version
 from pinwheel.train import TrainingDiverged, resolve_device, train
 
 from .celery_app import app
+from .files import RunFiles, Superseded
 from .guards import TIME_LIMIT_ERROR, Deadline, check_memory, device_available_bytes
 from .settings import settings
 
@@ -51,17 +49,6 @@ def retrying(what: str, call):
             log.warning("%s: Redis unreachable (%s); retrying in %.1f s", what, exc, delay)
             time.sleep(delay)
             delay = min(delay * 2, 5.0)
-
-
-def _atomic_write(path: Path, write) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
-    os.replace(tmp, path)
-
-
-def _save_npz(path: Path, arrays: dict) -> None:
-    with open(path, "wb") as f:  # a file object, so numpy does not append another ".npz"
-        np.savez(f, **arrays)
 
 
 def _shutting_down() -> bool:
@@ -111,10 +98,11 @@ class RunWatch(threading.Thread):
 
 
 class StreamPublisher:
-    """The train-loop callbacks: frames and status to the run's stream (fenced), checkpoints to disk."""
+    """The train-loop callbacks: frames and status to the run's stream (fenced), checkpoints to the
+    run's files (worker/files.py: this host's folder, and the web server when it is another host)."""
 
-    def __init__(self, lease: Lease, watch: RunWatch, run_id: str, artifacts: Path):
-        self.lease, self.watch, self.run_id, self.artifacts = lease, watch, run_id, artifacts
+    def __init__(self, lease: Lease, watch: RunWatch, run_id: str, files: RunFiles):
+        self.lease, self.watch, self.run_id, self.files = lease, watch, run_id, files
 
     def publish(self, kind: str, data: dict, end_state: str = "") -> str | None:
         entry = retrying(f"run {self.run_id}: publish {kind}", lambda: self.lease.publish(kind, data, end_state))
@@ -135,16 +123,13 @@ class StreamPublisher:
     def on_checkpoint(self, state: dict, weights: dict) -> None:
         if self.watch.reason == "superseded":  # the newer attempt owns the files now
             return
-        self.artifacts.mkdir(parents=True, exist_ok=True)
-        _atomic_write(self.artifacts / "checkpoint.pt", lambda p: torch.save(state, p))
-        _atomic_write(self.artifacts / "weights.npz", lambda p: _save_npz(p, weights))
-        model = {k: v.detach().cpu().contiguous().clone() for k, v in state["model"].items()}  # no pickle: for bundles
-        _atomic_write(self.artifacts / "checkpoint.safetensors",
-                      lambda p: save_safetensors(model, str(p), metadata={"step": str(state["step"])}))
+        try:
+            self.files.save(state, weights, self.lease.attempt)
+        except Superseded:
+            self.watch.stop("superseded")
 
     def load_checkpoint(self) -> dict | None:
-        path = self.artifacts / "checkpoint.pt"
-        return torch.load(path, weights_only=True, map_location="cpu") if path.exists() else None
+        return self.files.load_checkpoint()
 
 
 def environment_record(device: torch.device) -> dict:
@@ -170,7 +155,9 @@ def train_run(self, run_id: str, config: dict) -> str:
         return claim
     watch = RunWatch(lease, client, run_id, Deadline.from_timelimit(self.request.timelimit))
     watch.start()
-    publisher = StreamPublisher(lease, watch, run_id, settings.artifacts_dir / run_id)
+    files = RunFiles(run_id, settings.artifacts_dir / run_id, settings.server_url, settings.worker_token,
+                     settings.redis_retry_seconds)
+    publisher = StreamPublisher(lease, watch, run_id, files)
     outcome = "failed"
     try:
         cfg = RunConfig.model_validate(config)

@@ -23,6 +23,7 @@ WRITE_METHODS = {"POST", "PUT", "PATCH", "DELETE"}
 # routes that read their (large) body as a stream and enforce their own limit (≤ the one here)
 BUNDLES = "/api/bundles"
 EXTERNAL_WEIGHTS = re.compile(r"/api/external/runs/[^/]+/weights\.npz")
+WORKER_FILES = "/api/worker/"  # a worker's uploads: the worker token, not a member's (routers/worker_files.py)
 
 
 class GuardWrites:
@@ -30,11 +31,15 @@ class GuardWrites:
         self.app, self.settings, self.sessions = app, settings, sessions
 
     def streamed(self, path: str) -> bool:
-        return path == BUNDLES or bool(EXTERNAL_WEIGHTS.fullmatch(path))
+        return path == BUNDLES or bool(EXTERNAL_WEIGHTS.fullmatch(path)) or path.startswith(WORKER_FILES)
 
     def limit_for(self, path: str) -> int:
         if path == BUNDLES:
             return self.settings.max_bundle_bytes
+        if path.startswith(WORKER_FILES):
+            from .routers.worker_files import MAX_ARTIFACT_BYTES  # noqa: PLC0415 — that router owns its limit
+
+            return MAX_ARTIFACT_BYTES
         if EXTERNAL_WEIGHTS.fullmatch(path):
             from .routers.external import MAX_WEIGHTS_BYTES  # noqa: PLC0415 — that router owns its limit
 
@@ -64,7 +69,14 @@ class GuardWrites:
         if scope["type"] != "http" or scope["method"] not in WRITE_METHODS or not scope["path"].startswith("/api/"):
             return await self.app(scope, receive, send)
         headers = Headers(scope=scope)
-        refusal = await run_in_threadpool(self._who, headers.get("authorization"))
+        if scope["path"].startswith(WORKER_FILES):
+            from .routers.worker_files import worker_token_ok  # noqa: PLC0415
+
+            refusal = None if worker_token_ok(self.settings, headers.get("authorization")) else JSONResponse(
+                {"detail": "authorization: a worker token is required"}, status_code=401,
+                headers={"WWW-Authenticate": "Bearer"})
+        else:
+            refusal = await run_in_threadpool(self._who, headers.get("authorization"))
         if refusal is not None:
             return await refusal(scope, receive, send)
         limit = self.limit_for(scope["path"])

@@ -29,6 +29,8 @@ class Settings(BaseSettings):
     lease_ttl_seconds: float = Field(8.0, gt=0, description="a run whose worker stops renewing this long is re-queued")
     max_lost_attempts: int = Field(5, ge=1, description="a run that loses its worker this often ends failed")
     reaper_interval_seconds: float = Field(1.0, gt=0)
+    worker_token: str | None = Field(None, repr=False, description="workers on other hosts upload a run's files "
+                                     "with it (PINWHEEL_WORKER_TOKEN; never logged)")
     admin_token: str | None = Field(None, repr=False, description="the local admin's bearer token (never logged)")
     ticket_ttl_seconds: int = Field(3600, ge=10, description="lifetime of a signed read ticket for SSE and downloads")
     max_bundle_bytes: int = Field(200 * 1024 * 1024, ge=1024, description="largest bundle .zip an import accepts")

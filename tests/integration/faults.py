@@ -43,9 +43,9 @@ class FaultStack:
         self.redis_proc.send_signal(signal.SIGKILL)
         self.redis_proc.wait()
 
-    def start_worker(self) -> subprocess.Popen:
+    def start_worker(self, **env: str) -> subprocess.Popen:
         log = self.logs / f"{self.name}-worker-{len(self.workers) + 1}.log"
-        worker = services.start_worker(self.env, log)
+        worker = services.start_worker({**self.env, **env}, log)
         self.workers.append(worker)
         return worker
 
