@@ -1,4 +1,4 @@
-"""Group structures P_j over code units and the group-sparsity penalty (science.md §3).
+"""Group structures P_j over code units and the group-sparsity penalty (docs/models.md §3).
 
 Ω(z) = Σ_j sqrt(Σ_{i∈P_j} w_ji z_i²). A structure is stored as a dense weight matrix
 w (n_groups × m), w_ji > 0 iff unit i belongs to group j; m is at most a few thousand, so a

@@ -1,4 +1,4 @@
-"""Sparse inference: ISTA, FISTA and the learned encoder LISTA (science.md §1).
+"""Sparse inference: ISTA, FISTA and the learned encoder LISTA (docs/models.md §1).
 
     E(x, z) = ½‖x − W_d z‖² + λ‖z‖₁                       energy, x ∈ R^n, z ∈ R^m, W_d (n×m)
     ISTA:   z ← h_{λ/L}(z − (1/L)·W_dᵀ(W_d z − x)),       L ≥ λ_max(W_dᵀW_d) = ‖W_d‖₂²

@@ -1,1 +1,1 @@
-"""Analysis of learned filters and maps (science.md §7)."""
+"""Analysis of learned filters and maps (docs/models.md §7)."""

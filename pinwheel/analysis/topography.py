@@ -1,4 +1,4 @@
-"""Measuring a topographic map from the filters alone (science.md §7).
+"""Measuring a topographic map from the filters alone (docs/models.md §7).
 
 Per unit, from the power spectrum P(f) of its filter (zero-padded, DC removed):
 

@@ -1,4 +1,4 @@
-"""Categorical vs part units of a trained DrSAE (science.md §2; Rolfe & LeCun 2013, §4).
+"""Categorical vs part units of a trained DrSAE (docs/models.md §2; Rolfe & LeCun 2013, §4).
 
 Per hidden unit i, from the trajectories z¹…z^T on labelled inputs and the decoder D:
 - selectivity  s_i = max_c a_ic / Σ_c a_ic, a_ic = mean z_i^T over examples of class c

@@ -41,7 +41,7 @@ UserFolder = Annotated[str | None, Field(max_length=200), AfterValidator(user_fo
 
 
 class NaturalPatchesData(Strict):
-    """Random patches of whitened photographs (science.md §8)."""
+    """Random patches of whitened photographs (docs/models.md §8)."""
 
     kind: Literal["natural_patches"] = "natural_patches"
     patch_size: int = Field(12, ge=4, le=32, description="side of the square patch, pixels")
@@ -52,7 +52,7 @@ class NaturalPatchesData(Strict):
 
 
 class NaturalImagesData(Strict):
-    """Whole whitened photographs, cropped to a square (science.md §5)."""
+    """Whole whitened photographs, cropped to a square (docs/models.md §5)."""
 
     kind: Literal["natural_images"] = "natural_images"
     image_size: int = Field(32, ge=8, le=128, description="side of the square crop, pixels")

@@ -1,4 +1,4 @@
-"""Config of the convolutional group-sparse auto-encoder stack (science.md §4)."""
+"""Config of the convolutional group-sparse auto-encoder stack (docs/models.md §4)."""
 from __future__ import annotations
 
 from typing import Annotated, Literal, Union

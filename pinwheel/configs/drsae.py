@@ -1,4 +1,4 @@
-"""Config of DrSAE, the discriminative recurrent sparse auto-encoder (science.md §2)."""
+"""Config of DrSAE, the discriminative recurrent sparse auto-encoder (docs/models.md §2)."""
 from __future__ import annotations
 
 from typing import Literal

@@ -1,4 +1,4 @@
-"""Config of the group-sparse auto-encoder / sparse coder (science.md §3) and its group structures."""
+"""Config of the group-sparse auto-encoder / sparse coder (docs/models.md §3) and its group structures."""
 from __future__ import annotations
 
 from typing import Annotated, Literal, Union

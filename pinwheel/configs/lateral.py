@@ -1,4 +1,4 @@
-"""Config of structured sparse coding by lateral inhibition (science.md §6, Gregor, Szlam & LeCun 2011)."""
+"""Config of structured sparse coding by lateral inhibition (docs/models.md §6, Gregor, Szlam & LeCun 2011)."""
 from __future__ import annotations
 
 from typing import Annotated, Literal, Union

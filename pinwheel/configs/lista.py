@@ -1,4 +1,4 @@
-"""Config of LISTA, the learned sparse encoder measured against FISTA (science.md §1)."""
+"""Config of LISTA, the learned sparse encoder measured against FISTA (docs/models.md §1)."""
 from __future__ import annotations
 
 from typing import Literal

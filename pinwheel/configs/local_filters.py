@@ -1,4 +1,4 @@
-"""Config of the locally connected auto-encoder without weight sharing (science.md §5)."""
+"""Config of the locally connected auto-encoder without weight sharing (docs/models.md §5)."""
 from __future__ import annotations
 
 from typing import Literal

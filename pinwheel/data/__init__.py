@@ -1,4 +1,4 @@
-"""Data sets as in-memory tensors with deterministic sampling by seed (science.md §8).
+"""Data sets as in-memory tensors with deterministic sampling by seed (docs/models.md §8).
 
 Batches are drawn with the run's generator, a CPU torch.Generator saved in every checkpoint, so a
 run's samples are the same on every device and after a resume. The indices (a few hundred int64)

@@ -1,4 +1,4 @@
-"""Labelled digits: MNIST, Fashion-MNIST, scikit-learn's 8×8 digits (science.md §8).
+"""Labelled digits: MNIST, Fashion-MNIST, scikit-learn's 8×8 digits (docs/models.md §8).
 
 MNIST sources, in the order source="auto" tries them:
 1. IDX files in a folder (`idx_folder`, under the data root; or <data root>/mnist), gzipped or not;

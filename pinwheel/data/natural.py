@@ -1,4 +1,4 @@
-"""Whitened natural images and their patches (science.md §8, after Olshausen & Field 1997).
+"""Whitened natural images and their patches (docs/models.md §8, after Olshausen & Field 1997).
 
 Whitening: in the Fourier domain multiply by |f|·exp(−(|f|/f₀)⁴), f₀ = 0.4·N cycles/picture —
 |f| flattens the 1/f amplitude spectrum of natural scenes, the exponential rolls off the

@@ -56,12 +56,12 @@ class PinwheelModel(nn.Module):
         raise NotImplementedError(f"{type(self).__name__} must implement encode()")
 
     def weights(self) -> dict[str, np.ndarray]:
-        """Arrays named with science.md's symbols, plus the structure the analysis needs."""
+        """Arrays named with docs/models.md §0's symbols, plus the structure the analysis needs."""
         raise NotImplementedError(f"{type(self).__name__} must implement weights()")
 
 
 def unit_columns_(w: torch.Tensor, max_norm: float = 1.0) -> None:
-    """Scale the columns of w to norm ≤ max_norm in place (decoder atoms, science.md notation)."""
+    """Scale the columns of w to norm ≤ max_norm in place (decoder atoms, notation of docs/models.md §0)."""
     norms = w.norm(dim=0, keepdim=True).clamp_min(max_norm)
     w.mul_(max_norm / norms)
 

@@ -1,4 +1,4 @@
-"""Convolutional group-sparse auto-encoders, L2 pooling and greedy stacking (science.md §4).
+"""Convolutional group-sparse auto-encoders, L2 pooling and greedy stacking (docs/models.md §4).
 
 One layer, input h (B, C, H, W), K feature maps, kernels k×k ("same" padding):
 

@@ -1,4 +1,4 @@
-"""DrSAE — discriminative recurrent sparse auto-encoder (science.md §2; Rolfe & LeCun, ICLR 2013).
+"""DrSAE — discriminative recurrent sparse auto-encoder (docs/models.md §2; Rolfe & LeCun, ICLR 2013).
 
     z⁰ = 0;   z^{t+1} = ReLU(E x + S z^t − b),  t = 0…T−1         encoder, E (m×n), S (m×m), b (m,)
     x̂ = D z^T                                                      decoder, columns ‖D[:, i]‖ ≤ 1
@@ -6,7 +6,7 @@
     L = ½‖x − D z^T‖² + λ‖z^T‖₁ + [step ≥ K]·α·CE(ŷ, y)             phase 1 (unsupervised) for K steps
     constraint: rows ‖E_i‖ ≤ 1.25/T (E x is added at every one of the T steps)
 
-Initialisation from ISTA (science.md §1) on a data dictionary: D's columns are m random training
+Initialisation from ISTA (docs/models.md §1) on a data dictionary: D's columns are m random training
 inputs (plus noise of σ = 0.01 a pixel, unit norm), E = ηDᵀ, S = I − ηDᵀD, b = ηλ with η = 1/L, L = ‖D‖₂², so before
 training the encoder is T steps of non-negative ISTA on ½‖x − Dz‖² + λ‖z‖₁ and every unit is a
 prototype that wins on the inputs that resemble it. (A Gaussian D, as in `init="random"`, gives

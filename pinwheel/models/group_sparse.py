@@ -1,4 +1,4 @@
-"""Group-sparse auto-encoder and sparse coder (science.md §3; topographic form: Kavukcuoglu et al., CVPR 2009).
+"""Group-sparse auto-encoder and sparse coder (docs/models.md §3; topographic form: Kavukcuoglu et al., CVPR 2009).
 
     form "autoencoder":    z = ReLU(W_e x + b)                            encoder, z ∈ R^m
     form "sparse_coding":  z = argmin_z ½‖x − W_d z‖² + λΩ(z)             FISTA with the prox of λΩ

@@ -1,4 +1,4 @@
-"""Structured sparse coding by lateral inhibition (science.md §6; Gregor, Szlam & LeCun, NIPS 2011).
+"""Structured sparse coding by lateral inhibition (docs/models.md §6; Gregor, Szlam & LeCun, NIPS 2011).
 
     E(x, z) = ½‖x − W_d z‖² + λ‖z‖₁ + |z|ᵀ S |z|,   S = Sᵀ ≥ 0, diag S = 0, ‖W_d[:, i]‖ = 1
 

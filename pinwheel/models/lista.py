@@ -1,4 +1,4 @@
-"""LISTA — a learned sparse encoder measured against FISTA (science.md §1; Gregor & LeCun, ICML 2010).
+"""LISTA — a learned sparse encoder measured against FISTA (docs/models.md §1; Gregor & LeCun, ICML 2010).
 
     E(x, z) = ½‖x − W_d z‖² + λ‖z‖₁                          the energy both encoders minimise
     z* = FISTA_K(x; W_d, λ)                                   reference code, K = fista_steps

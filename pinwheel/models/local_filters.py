@@ -1,4 +1,4 @@
-"""Locally connected auto-encoder over whole images, no weight sharing (science.md §5).
+"""Locally connected auto-encoder over whole images, no weight sharing (docs/models.md §5).
 
 Units u = 1…U sit on a G×G grid over an H×W image (one every `stride` pixels, or G per side
 spread evenly, several units then sharing a field); unit u sees

@@ -1,6 +1,6 @@
 """Panel `topographic_map`: the orientation preference map of a model whose units lie on a 2-D grid.
 
-Every measure is pinwheel.analysis.topography's (science.md §7): per unit the preferred orientation θ
+Every measure is pinwheel.analysis.topography's (docs/models.md §7): per unit the preferred orientation θ
 (the wave vector's direction) and selectivity r from the filter's power spectrum; on the map the
 pin-wheels with their handedness, the column spacing Λ, the density ρ (≈ π in cortex) and the
 smoothness ⟨cos 2Δθ⟩ over grid neighbours. These measures need units with a spatial layout — a 2-D
