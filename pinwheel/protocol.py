@@ -14,3 +14,11 @@ def cancel_key(run_id: str) -> str:
 
 
 TERMINAL_STATUSES = ("succeeded", "failed", "cancelled")
+ACTIVE_STATUSES = ("queued", "running")
+
+# Routing: a run that asks for `cuda` waits in a queue only GPU workers consume; others run anywhere.
+CPU_QUEUE, GPU_QUEUE = "celery", "gpu"
+
+
+def queue_for(config: dict) -> str:
+    return GPU_QUEUE if (config.get("train") or {}).get("device") == "cuda" else CPU_QUEUE

@@ -176,7 +176,7 @@ def main() -> int:
 
         gpus = visible_gpus()
         for i, gpu in enumerate(gpus):  # one worker process per GPU (or MIG instance), each seeing only its own
-            supervisor.add(Child(f"worker-gpu{i}", "worker", [*worker_cmd, "-n", f"gpu{i}@%h"],
+            supervisor.add(Child(f"worker-gpu{i}", "worker", [*worker_cmd, "-n", f"gpu{i}@%h", "-Q", "gpu,celery"],
                                  {**env, **worker_env(gpu)}))
         if not gpus:
             supervisor.add(Child("worker", "worker", worker_cmd, {**env, "CUDA_VISIBLE_DEVICES": ""}))

@@ -64,9 +64,9 @@ def service_env(redis_url: str, var: Path) -> dict:
     return env
 
 
-def start_worker(env: dict, log: Path) -> subprocess.Popen:
+def start_worker(env: dict, log: Path, *args: str, name: str | None = None) -> subprocess.Popen:
     proc = subprocess.Popen([sys.executable, "-m", "celery", "-A", "worker.celery_app:app", "worker", "--pool=solo",
-                             "--loglevel=INFO", "-n", f"test-{os.getpid()}@%h"],
+                             "--loglevel=INFO", "-n", name or f"test-{os.getpid()}@%h", *args],
                             cwd=ROOT, env=env, stdout=open(log, "wb"), stderr=subprocess.STDOUT)
     wait_until(lambda: b"ready." in log.read_bytes(), 60, "celery worker")
     return proc

@@ -53,6 +53,9 @@ def _drop_leases_of_dead_predecessor(sender=None, **_) -> None:
         except (OSError, IndexError):
             return False
 
+    from . import presence
+
+    presence.start(settings.redis_url, sender.hostname, sorted(q.name for q in sender.task_consumer.queues))
     try:
         client = redis.Redis.from_url(settings.redis_url, socket_timeout=10)
         dropped = drop_dead_leases(client, sender.hostname, alive)

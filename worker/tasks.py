@@ -28,6 +28,7 @@ from pinwheel.protocol import TASK_NAME, cancel_key, stream_key
 from pinwheel.provenance import code_version
 from pinwheel.train import TrainingDiverged, resolve_device, train
 
+from . import presence
 from .celery_app import app
 from .files import RunFiles, Superseded
 from .guards import TIME_LIMIT_ERROR, Deadline, check_memory, device_available_bytes
@@ -153,6 +154,7 @@ def train_run(self, run_id: str, config: dict) -> str:
     if claim != "claimed":  # done, cancelled while queued, or a duplicate delivery of a held run
         log.info("run %s: not started (%s)", run_id, claim)
         return claim
+    presence.current.update(run=run_id, attempt=lease.attempt)
     watch = RunWatch(lease, client, run_id, Deadline.from_timelimit(self.request.timelimit))
     watch.start()
     files = RunFiles(run_id, settings.artifacts_dir / run_id, settings.server_url, settings.worker_token,
@@ -194,6 +196,7 @@ def train_run(self, run_id: str, config: dict) -> str:
         log.error("run %s failed:\n%s", run_id, traceback.format_exc())
         publisher.status("failed", end_state="done", error=f"{type(exc).__name__}: {exc}")
     finally:
+        presence.current.update(run=None, attempt=None, runs_done=presence.current["runs_done"] + 1)
         watch.finished.set()
         watch.join(timeout=5)
         if outcome not in ("requeued", "superseded"):

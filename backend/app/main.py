@@ -17,7 +17,7 @@ from .persister import Persister
 from .queue import Queue
 from .reaper import Reaper
 from .routers import bundles, events, exports, organise, presets, runs, shares, users
-from .routers import external, sweeps, worker_files
+from .routers import external, sweeps, worker_files, workers
 from .settings import Settings, get_settings
 from .store import make_sessionmaker
 
@@ -56,6 +56,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(external.router, responses=errors(401, 403, 404, 409, 413, 422, 503))  # its error answers
     app.include_router(sweeps.router, responses=errors(401, 403, 404, 422, 429, 503))
     app.include_router(worker_files.router)
+    app.include_router(workers.router)
     # writes: token checked and body size bounded before the body is read; no ticket in access logs
     app.add_middleware(GuardWrites, settings=settings, sessions=app.state.sessions)
     app.add_exception_handler(StarletteHTTPException, unparsable_body)  # a 422 with the reason, not a bare 400

@@ -7,7 +7,7 @@ import redis
 from celery import Celery
 
 from pinwheel.leases import cancel_run, init_run
-from pinwheel.protocol import TASK_NAME
+from pinwheel.protocol import TASK_NAME, queue_for
 
 from .persister import ensure_group
 
@@ -37,7 +37,7 @@ class Queue:
         limits = {"soft_time_limit": max_seconds, "time_limit": max_seconds + 60} if max_seconds else {}
         try:
             self.celery.send_task(TASK_NAME, args=[run_id, config], task_id=uuid.uuid4().hex if requeue else run_id,
-                                  retry=False, **limits)
+                                  queue=queue_for(config), retry=False, **limits)
         except Exception as exc:  # kombu raises several types for a dead broker
             raise QueueUnavailable(f"the queue (Redis) is unreachable: {exc}") from exc
 

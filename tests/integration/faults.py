@@ -43,9 +43,9 @@ class FaultStack:
         self.redis_proc.send_signal(signal.SIGKILL)
         self.redis_proc.wait()
 
-    def start_worker(self, **env: str) -> subprocess.Popen:
+    def start_worker(self, *args: str, name: str | None = None, **env: str) -> subprocess.Popen:
         log = self.logs / f"{self.name}-worker-{len(self.workers) + 1}.log"
-        worker = services.start_worker({**self.env, **env}, log)
+        worker = services.start_worker({**self.env, **env}, log, *args, name=name)
         self.workers.append(worker)
         return worker
 

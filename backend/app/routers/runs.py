@@ -7,6 +7,7 @@ import uuid
 from pathlib import Path
 from typing import Annotated, Any
 
+import redis
 from fastapi import APIRouter, HTTPException, Query
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field, ValidationError
@@ -23,6 +24,7 @@ from ..deps import (MemberDep, OwnRunDep, QueueDep, ReaderRunDep, SessionDep, Se
 from ..errors import UTCDatetime, errors
 from ..validation import field_errors
 from ..queue import QueueUnavailable
+from .workers import queue_place
 from ..store import Frame, Run, frame_dict
 
 router = APIRouter(prefix="/api/runs", tags=["runs"], responses=errors(401, 403, 404, 422))
@@ -61,6 +63,8 @@ class RunOut(BaseModel):
     provenance: dict = {}
     attempts: list[dict] = Field([], description="each attempt: host, worker, device, started_at, ended_at, "
                                  "resumed_from_step, and how it ended (issue #10)")
+    queue_position: int | None = Field(None, description="while queued: 1 = the next its queue hands out")
+    waiting_for: str | None = Field(None, description="while queued: what no live worker offers, e.g. a GPU worker")
 
     @classmethod
     def of(cls, run: Run) -> "RunOut":
@@ -211,8 +215,14 @@ def list_runs(session: SessionDep, who: MemberDep, limit: Annotated[int, Query(g
 
 
 @router.get("/{run_id}", response_model=RunOut)
-def get_run(run: ReaderRunDep) -> RunOut:
-    return RunOut.of(run)
+def get_run(run: ReaderRunDep, queue: QueueDep) -> RunOut:
+    out = RunOut.of(run)
+    if run.status == "queued" and not (run.provenance or {}).get("origin") == "external":
+        try:
+            out.queue_position, out.waiting_for = queue_place(queue.redis, run.id, run.config)
+        except redis.RedisError:
+            pass  # the record still answers while Redis is away
+    return out
 
 
 @router.post("/{run_id}/cancel", response_model=RunOut, responses=errors(401, 403, 404, 409, 503))
