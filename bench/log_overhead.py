@@ -6,16 +6,17 @@ in segments that alternate between no logging and `run.log` every 25 steps with 
 (filters on a 16×16 grid, codes, inputs and reconstructions of a 64-example probe) against a real
 web app and Redis started here. Each round is one segment of each (the order flips every round,
 so drift of the shared machine falls on both); the ratio of steps/s (logging / plain) is taken a
-round, and the median and quartiles are reported, with the time run.log takes on the loop.
+round, and the median and quartiles are reported, with the time the run.log call takes on the loop
+(the probe batch's forward pass, the user's own code, is not counted).
 
-Configurations: torch on 2 threads and on 1 (the other core left to the logger and the web app),
-`min_interval` 0.5 s (the default: at most two frames a second go out, the rest are merged into
-the newest) and 0 (every logged frame is produced and sent unless the thread is still busy with
-the previous one). The logger thread's and the web app's CPU per frame are recorded: on this
+Configurations: torch on 1 thread (the other core left to the logger and the web app) with
+`min_interval` 1 s (the default: at most one frame a second goes out, the rest are merged into the
+newest) and 0.25 s, and torch on 2 threads (on 2 shared cores its OpenMP threads stall whenever
+anything else runs — the plain loop is ~10x slower than on 1 thread and its ratio mostly noise). The logger thread's and the web app's CPU per frame are recorded: on this
 machine the web app (validating, publishing and storing each ~50 KB frame) shares the two cores
 with the loop, which a lab server would not.
 
-    PYTHONPATH=. python bench/log_overhead.py [--rounds 10] [--steps 300]
+    PYTHONPATH=. python bench/log_overhead.py [--rounds 10] [--seconds 3]
 """
 from __future__ import annotations
 
@@ -48,11 +49,12 @@ class SAE(torch.nn.Module):
         return z, z @ self.W_d.T
 
 
-def segment(model, opt, data, probe, steps: int, start: int, run=None) -> tuple[float, list[float]]:
-    """steps of training; returns (steps/s, seconds each run.log call took on the loop)."""
+def segment(model, opt, data, probe, seconds: float, start: int, run=None) -> tuple[int, float, list[float]]:
+    """Training for `seconds`; returns (steps, steps/s, seconds each run.log call took on the loop)."""
     calls = []
     t0 = time.perf_counter()
-    for i in range(steps):
+    i = 0
+    while time.perf_counter() - t0 < seconds:
         x = data[torch.randint(len(data), (256,))]
         z, x_hat = model(x)
         loss = 0.5 * ((x - x_hat) ** 2).sum(1).mean() + 0.3 * z.abs().sum(1).mean()
@@ -62,14 +64,15 @@ def segment(model, opt, data, probe, steps: int, start: int, run=None) -> tuple[
         with torch.no_grad():
             model.W_d /= model.W_d.norm(dim=0, keepdim=True) + 1e-8
         step = start + i
+        i += 1
         if run is not None and step % LOG_EVERY == 0:
-            c = time.perf_counter()
             with torch.no_grad():
                 z_p, x_hat_p = model(probe)
+            c = time.perf_counter()
             run.log(step, metrics={"loss": loss.item()}, filters=model.W_d.T, layout="grid", codes=z_p,
                     inputs=probe, reconstructions=x_hat_p)
             calls.append(time.perf_counter() - c)
-    return steps / (time.perf_counter() - t0), calls
+    return i, i / (time.perf_counter() - t0), calls
 
 
 def cpu_seconds(pid: int) -> float:
@@ -78,7 +81,7 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def measure(url: str, app_pid: int, threads: int, min_interval: float, rounds: int, steps: int) -> dict:
+def measure(url: str, app_pid: int, threads: int, min_interval: float, rounds: int, seconds: float) -> dict:
     torch.set_num_threads(threads)
     torch.manual_seed(0)
     data = torch.randn(20_000, 256)
@@ -87,19 +90,19 @@ def measure(url: str, app_pid: int, threads: int, min_interval: float, rounds: i
     opt = torch.optim.Adam(model.parameters(), lr=1e-3)
     run = pinwheel.log.init(url, services.ADMIN_TOKEN, name=f"bench log overhead (min_interval {min_interval})",
                             min_interval=min_interval)
-    segment(model, opt, data, probe, steps, 0, run)  # warm-up: torch, the panel imports, the first frames
-    ratios, plain, logged, calls, step = [], [], [], [], steps
+    step = segment(model, opt, data, probe, seconds, 0, run)[0]  # warm-up: torch, the panel imports, first frames
+    ratios, plain, logged, calls = [], [], [], []
     sent0, cpu0, app0, app_cpu_plain, plain_seconds = run.frames_sent, run.thread_cpu_seconds, cpu_seconds(app_pid), 0.0, 0.0
     for r in range(rounds):
         order = (None, run) if r % 2 == 0 else (run, None)
         rates = {}
         for who in order:
             app_before = cpu_seconds(app_pid)
-            rate, c = segment(model, opt, data, probe, steps, step, who)
+            n, rate, c = segment(model, opt, data, probe, seconds, step, who)
             if who is None:  # the app's idle CPU (persister polling), subtracted below
                 app_cpu_plain += cpu_seconds(app_pid) - app_before
-                plain_seconds += steps / rate
-            step += steps
+                plain_seconds += n / rate
+            step += n
             rates[who is not None] = rate
             calls += c
         plain.append(rates[False])
@@ -108,11 +111,12 @@ def measure(url: str, app_pid: int, threads: int, min_interval: float, rounds: i
     sent = run.frames_sent - sent0
     thread_cpu = run.thread_cpu_seconds - cpu0
     app_cpu = cpu_seconds(app_pid) - app0
-    logged_seconds = sum(steps / r for r in logged)
+    logged_seconds = seconds * rounds
     app_per_frame = (app_cpu - app_cpu_plain - app_cpu_plain / plain_seconds * logged_seconds) / max(sent, 1)
     run.finish()
     q1, med, q3 = np.percentile(ratios, [25, 50, 75])
-    return {"torch_threads": threads, "min_interval_s": min_interval, "rounds": rounds, "steps_per_segment": steps, "log_every": LOG_EVERY,
+    return {"torch_threads": threads, "min_interval_s": min_interval, "rounds": rounds, "seconds_per_segment": seconds,
+            "log_every": LOG_EVERY,
             "plain_steps_per_s": round(float(np.median(plain)), 1),
             "logged_steps_per_s": round(float(np.median(logged)), 1),
             "ratio_median": round(float(med), 4), "ratio_q1": round(float(q1), 4), "ratio_q3": round(float(q3), 4),
@@ -127,7 +131,7 @@ def measure(url: str, app_pid: int, threads: int, min_interval: float, rounds: i
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=10)
-    ap.add_argument("--steps", type=int, default=300, help="steps a segment")
+    ap.add_argument("--seconds", type=float, default=3.0, help="length of a segment")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="pinwheel-bench-log-"))
     redis_proc, redis_url = services.start_redis(tmp / "redis")
@@ -136,8 +140,8 @@ def main() -> None:
         app, url = services.start_app(services.service_env(redis_url, tmp), tmp / "app.log")
         results = {"cpus": os.cpu_count(),
                    "load_average_before": [round(v, 2) for v in os.getloadavg()],
-                   "configs": [measure(url, app.pid, threads, mi, args.rounds, args.steps)
-                               for threads, mi in ((2, 0.5), (1, 0.5), (2, 0.0))],
+                   "configs": [measure(url, app.pid, threads, mi, args.rounds, args.seconds)
+                               for threads, mi in ((1, 1.0), (1, 0.25), (2, 1.0))],
                    "load_average_after": [round(v, 2) for v in os.getloadavg()],
                    "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     finally:

@@ -58,6 +58,7 @@ def main() -> None:
     ap.add_argument("--log-every", type=int, default=25)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--name", default="own SAE (examples/own_sae.py)")
+    ap.add_argument("--min-interval", type=float, default=1.0, help="least seconds between frames sent")
     args = ap.parse_args()
 
     torch.manual_seed(args.seed)
@@ -65,8 +66,9 @@ def main() -> None:
     probe = data[:64]  # a fixed batch for the panels, so frames compare across steps
     model = SparseAutoEncoder(data.shape[1], args.units, args.seed)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr)
-    config = {k: v for k, v in vars(args).items() if k not in ("url", "token")}
-    run = pinwheel.log.init(args.url, args.token, name=args.name, config=config, total_steps=args.steps)
+    config = {k: v for k, v in vars(args).items() if k not in ("url", "token", "min_interval")}
+    run = pinwheel.log.init(args.url, args.token, name=args.name, config=config, total_steps=args.steps,
+                            min_interval=args.min_interval)
     print(run.url, flush=True)
 
     step = 0

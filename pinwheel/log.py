@@ -252,11 +252,13 @@ class Run:
 
 
 def init(server: str | None = None, token: str | None = None, *, name: str = "external run", config: dict | None = None,
-         total_steps: int = 0, tags: list[str] | None = None, min_interval: float = 0.5) -> Run:
+         total_steps: int = 0, tags: list[str] | None = None, min_interval: float = 1.0) -> Run:
     """Start a run on the server (its page exists at once) and the background sender.
 
     server / token default to PINWHEEL_URL / PINWHEEL_TOKEN, then the file `pinwheel login` wrote.
-    min_interval: the least time between frames sent (a faster loop has its frames merged)."""
+    min_interval: the least time between frames sent (a faster loop has its frames merged); each frame
+    costs ~10-20 ms of CPU off the loop (panels, JSON) and as much in the web app, so 1 s keeps
+    logging near 2 % of a core (bench/log_overhead.py)."""
     from ._client_config import resolve
 
     server, token = resolve(server or os.environ.get("PINWHEEL_URL"), token or os.environ.get("PINWHEEL_TOKEN"))

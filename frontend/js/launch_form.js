@@ -2,6 +2,7 @@
 // section (model, data, train), a kind selector wherever the schema has a discriminated union,
 // browser-side validation from the schema's bounds, and the server's 422 errors shown by the field.
 import { el } from "./api.js";
+import { sweepControls } from "./sweep_form.js";
 
 const SECTIONS = ["model", "data", "train"];
 
@@ -41,7 +42,7 @@ export class LaunchForm {
     this.body = el("div", { class: "sections" });
     this.submitBtn = el("button", { class: "primary", type: "submit", id: "launch-submit" }, "Launch");
     this.formError = el("div", { class: "error", id: "launch-error" });
-    this.root.append(this.body, el("div", { class: "form-actions" }, this.submitBtn, this.formError));
+    this.root.append(this.body, el("div", { class: "form-actions" }, this.submitBtn, this.formError), sweepControls(this));
     this.root.addEventListener("submit", (ev) => { ev.preventDefault(); this.submit(); });
   }
 

@@ -23,7 +23,7 @@ CANVAS = "document.querySelector('canvas[data-panel={kind}]')"
 def example_run(stack):
     env = {**stack["env"], "PINWHEEL_URL": stack["url"], "PINWHEEL_TOKEN": services.ADMIN_TOKEN}
     out = subprocess.run([sys.executable, str(services.ROOT / "examples" / "own_sae.py"), "--steps", "2000",
-                          "--log-every", "25"], capture_output=True, text=True, env=env, timeout=600)
+                          "--log-every", "25", "--min-interval", "0.2"], capture_output=True, text=True, env=env, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     run_id = re.search(r"/#/runs/([0-9a-f]{32})", out.stdout).group(1)
     assert out.stdout.strip().splitlines()[-1].startswith("succeeded at step 2000")

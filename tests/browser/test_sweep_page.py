@@ -98,3 +98,24 @@ def test_bad_sweeps_are_refused_naming_the_field(api, body, field):
     assert res.status_code == 422, res.text
     assert res.json()["detail"][0]["loc"][:len(field)] == field
     assert len(api.get("/api/runs", params={"limit": 1000}).json()) == before  # nothing was queued
+
+
+def test_sweep_from_the_launch_form(stack, api, page):
+    page.goto(stack["url"] + "/#/")
+    page.locator("#launch-form [data-path='model.units']").wait_for(timeout=15_000)
+    small = {"model.units": "64", "model.groups.pool": "4", "model.groups.stride": "2", "data.pool_size": "2000",
+             "train.steps": "40", "train.batch_size": "64"}
+    for path, value in small.items():
+        page.locator(f"#launch-form [data-path='{path}']").fill(value)
+    page.locator("#sweep-controls summary").click()
+    page.locator("#sweep-grid").fill("model.lam=0.1,")
+    page.locator("#sweep-launch").click()
+    assert page.locator("#sweep-error").inner_text() == "line 1: an empty value in model.lam"
+    page.locator("#sweep-grid").fill("model.lam=0.1,0.2")
+    page.locator("#sweep-launch").click()
+    page.wait_for_function("() => /^#\\/sweeps\\/[0-9a-f]{12}$/.test(location.hash)", timeout=30_000)
+    page.wait_for_function("() => document.querySelectorAll('#sweep-table tbody tr').length === 2", timeout=30_000)
+    run_ids = page.evaluate("() => [...document.querySelectorAll('#sweep-table tbody tr')].map((tr) => tr.dataset.run)")
+    runs = [wait_for_status(api, rid, ("succeeded",), timeout=180) for rid in run_ids]
+    assert sorted(r["config"]["model"]["lam"] for r in runs) == [0.1, 0.2]
+    assert all(r["config"]["model"]["units"] == 64 and r["config"]["train"]["steps"] == 40 for r in runs)
