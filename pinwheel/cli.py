@@ -48,6 +48,18 @@ def client(ctx: typer.Context) -> Client:
     return Client(url, token)
 
 
+def complete_presets(incomplete: str) -> list[str]:
+    """Shell completion of preset ids, asked of the configured server (nothing when it is unreachable)."""
+    import os
+
+    try:
+        url, token = cfg.resolve(os.environ.get("PINWHEEL_URL"), os.environ.get("PINWHEEL_TOKEN"))
+        with Client(url, token, timeout=2) as pw:
+            return [p.id for p in pw.presets() if p.id.startswith(incomplete)]
+    except Exception:
+        return []
+
+
 def out(text: str = "") -> None:
     typer.echo(text)
 
@@ -85,7 +97,7 @@ def presets(ctx: typer.Context) -> None:
 # --- runs ------------------------------------------------------------------------------------------
 @app.command()
 def launch(ctx: typer.Context,
-           preset: str = typer.Argument(..., help="a preset id (`pinwheel presets`)"),
+           preset: str = typer.Argument(..., help="a preset id (`pinwheel presets`)", autocompletion=complete_presets),
            set_: list[str] = typer.Option([], "--set", help="override a config field: model.lam=0.2 (repeatable)"),
            config: Optional[Path] = typer.Option(None, "--config", help="a JSON file of config overrides", exists=True,
                                                  dir_okay=False),
@@ -198,7 +210,7 @@ def import_(ctx: typer.Context, bundle: Path = typer.Argument(..., help="a bundl
 # --- sweeps ----------------------------------------------------------------------------------------
 @app.command()
 def sweep(ctx: typer.Context,
-          preset: str = typer.Argument(..., help="a preset id (`pinwheel presets`)"),
+          preset: str = typer.Argument(..., help="a preset id (`pinwheel presets`)", autocompletion=complete_presets),
           grid: list[str] = typer.Option([], "--grid", help="field=v1,v2,… : every combination runs (repeatable)"),
           random: list[str] = typer.Option([], "--random", help="field=LOW:HIGH[:log][:int] or field=a,b,c (repeatable)"),
           samples: int = typer.Option(0, "--samples", min=0, help="random draws (with --random)"),

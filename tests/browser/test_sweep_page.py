@@ -119,3 +119,10 @@ def test_sweep_from_the_launch_form(stack, api, page):
     runs = [wait_for_status(api, rid, ("succeeded",), timeout=180) for rid in run_ids]
     assert sorted(r["config"]["model"]["lam"] for r in runs) == [0.1, 0.2]
     assert all(r["config"]["model"]["units"] == 64 and r["config"]["train"]["steps"] == 40 for r in runs)
+
+
+def test_a_sweep_over_the_members_limit_queues_nothing(api):
+    before = len(api.get("/api/runs", params={"limit": 1000}).json())
+    res = api.post("/api/sweeps", json={"preset": "topographic-natural", "grid": {"train.seed": list(range(21))}})
+    assert res.status_code == 429 and res.json()["detail"].startswith("runs: a sweep of 21")
+    assert len(api.get("/api/runs", params={"limit": 1000}).json()) == before

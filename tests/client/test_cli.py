@@ -109,6 +109,11 @@ def wait_for_run_id(api, preset: str) -> str:
     (["launch", "topographic-natural", "--set", "model.lam"], "error: --set 'model.lam': expected FIELD=VALUE, e.g. model.lam=0.2"),
     (["download", "0" * 32, "weights"], "error: run_id: no run '00000000000000000000000000000000'"),
     (["download", "0" * 32, "pictures"], "error: what: expected one of weights, bundle, html, got 'pictures'"),
+    (["sweep", "topographic-natural"], "error: grid: give a grid or random fields to sweep over"),
+    (["sweep", "topographic-natural", "--grid", "model.lam"], "error: --grid 'model.lam': expected FIELD=VALUE, e.g. model.lam=0.2"),
+    (["sweep", "topographic-natural", "--random", "model.lam=a:b", "--samples", "2"],
+     "error: --random model.lam: LOW and HIGH must be numbers, got 'a' and 'b'"),
+    (["sweep", "topographic-natural", "--random", "model.lam=0.1:1"], "error: --samples: a random sweep needs --samples N (N ≥ 1)"),
 ])
 def test_bad_input_is_one_line_and_exit_1(config, args, line):
     res = cli(args, config)
@@ -130,3 +135,9 @@ def test_refused_token_and_unreachable_server(tmp_path, stack):
     assert down.stderr.startswith("error: server: cannot reach http://127.0.0.1:9") and down.stderr.count("\n") == 1
     missing = cli(["list"], path)
     assert missing.returncode == 1 and "url: no server given" in missing.stderr
+
+
+def test_completion_lists_the_servers_presets(config):
+    env = {"_PINWHEEL_COMPLETE": "complete_bash", "COMP_WORDS": "pinwheel launch topo", "COMP_CWORD": "2"}
+    res = cli([], config, env=env)
+    assert "topographic-natural" in res.stdout.split()
