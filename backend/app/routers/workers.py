@@ -7,7 +7,9 @@ from fastapi import APIRouter, HTTPException
 from pinwheel.protocol import CPU_QUEUE, GPU_QUEUE
 from pinwheel.registry import queued_runs, workers
 
-from ..deps import MemberDep, QueueDep
+from pinwheel.protocol import join_command
+
+from ..deps import AdminDep, MemberDep, QueueDep, SettingsDep
 from ..errors import errors
 
 router = APIRouter(prefix="/api/workers", tags=["workers"])
@@ -37,3 +39,12 @@ def list_workers(queue: QueueDep, who: MemberDep) -> dict:
     if not who.is_admin:
         alive = [{k: v for k, v in w.items() if k != "pid"} for w in alive]
     return {"workers": alive, "queues": queues}
+
+
+@router.get("/join", responses=errors(401, 403, 409))
+def join(settings: SettingsDep, who: AdminDep) -> dict:
+    """The one command that adds a GPU machine to this lab (admins only: it carries the secrets)."""
+    if not (settings.worker_token and settings.public_url and settings.public_redis_url):
+        raise HTTPException(409, detail="lab mode: this server was not started as a lab server "
+                                        "(make run PINWHEEL_LAB=1), so no other machine can join it")
+    return {"command": join_command(settings.public_redis_url, settings.public_url, settings.worker_token)}
