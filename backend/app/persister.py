@@ -134,7 +134,9 @@ class Persister(threading.Thread):
         self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}"
         self.claim_idle_ms = claim_idle_ms  # a peer's entry unacknowledged this long: its backend died
         self.stopping = threading.Event()
-        self._claimed: set[str] = set()
+        # when each run's pending entries (ours, and a dead peer's) were last looked at: again after a
+        # Redis outage (a reply lost in transit leaves an entry pending on us) and every half idle time
+        self._pending_checked: dict[str, float] = {}
 
     def stop(self) -> None:
         self.stopping.set()
@@ -145,6 +147,7 @@ class Persister(threading.Thread):
                 self.poll_once(block_ms=500)
             except redis.ConnectionError as exc:
                 log.warning("persister: Redis unreachable (%s); retrying", exc)
+                self._pending_checked.clear()
                 self.stopping.wait(2)
             except Exception:
                 log.exception("persister: unexpected error")
@@ -159,12 +162,12 @@ class Persister(threading.Thread):
         if not run_ids:
             self.stopping.wait(0.2)
             return 0
-        handled = 0
+        handled, now = 0, time.monotonic()
         for run_id in run_ids:  # first our own unacknowledged entries, then a dead peer's
-            if run_id not in self._claimed:
+            if now - self._pending_checked.get(run_id, -1e9) >= self.claim_idle_ms / 2000:
                 ensure_group(self.redis, run_id)
                 handled += self._store(run_id, self._pending(run_id))
-                self._claimed.add(run_id)
+                self._pending_checked[run_id] = now
         streams = {stream_key(r): ">" for r in run_ids}
         reply = self.redis.xreadgroup(PERSIST_GROUP, self.consumer, streams, count=200, block=block_ms or None)
         for key, entries in reply or []:
@@ -185,7 +188,7 @@ class Persister(threading.Thread):
         try:
             self._fold(run_id, entries)
         except Exception:
-            self._claimed.discard(run_id)  # read our unacknowledged entries again next time
+            self._pending_checked.pop(run_id, None)  # read our unacknowledged entries again next time
             raise
         self.redis.xack(stream_key(run_id), PERSIST_GROUP, *[e for e, _ in entries])
         return len(entries)
