@@ -166,7 +166,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seconds", type=float, default=3.0, help="timed steps per preset and device")
     ap.add_argument("--resume", nargs="*", default=DEFAULT_RESUME, help="presets for the resume checks")
     ap.add_argument("--only", nargs="*", help="preset ids (default: every preset)")
+    ap.add_argument("--threads", type=int, help="torch CPU threads (default: torch's)")
     args = ap.parse_args(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
     cuda = torch.cuda.is_available()
     devices = ["cpu", "cuda"] if cuda else ["cpu"]
     unknown = [i for i in (args.only or []) + args.resume if preset_by_id(i) is None]

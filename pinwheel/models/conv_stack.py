@@ -16,14 +16,12 @@ The frozen stack is then read by a linear probe (logistic regression), next to r
 
 The probe (features of a few thousand examples and a scikit-learn fit, seconds) runs off the
 training thread: at a frame where it is due, the loop only clones the stack's weights (a few
-thousand numbers) and a background thread fits on that copy; frames carry the latest finished
+thousand numbers) and a background thread ("pinwheel-probe") fits on that copy; frames carry the latest finished
 result, so the probe shown lags the frame by at most one probe interval. If a fit is still
 running when the next one is due, the loop waits for it (as it waits for a full frame queue).
 """
 from __future__ import annotations
 
-import os
-import threading
 from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
@@ -198,13 +196,6 @@ class ConvStack(PinwheelModel):
 _PROBE_THREAD = ThreadPoolExecutor(max_workers=1, thread_name_prefix="pinwheel-probe")
 
 
-def _low_priority() -> None:
-    try:  # the training threads have the cores first
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)
-    except (AttributeError, OSError):
-        pass
-
-
 class AsyncProbe:
     """A model's probes, fitted on the probe thread from a copy of its weights (a plain attribute, not a module)."""
 
@@ -230,7 +221,7 @@ class AsyncProbe:
     def _fit(self, weights: dict, dataset) -> dict[str, float]:
         from threadpoolctl import threadpool_limits  # noqa: PLC0415
 
-        _low_priority()
+        # normal priority, unlike the panel thread: a starved fit would make the next due frame wait for it
         self.net.layers.load_state_dict(weights)
         with threadpool_limits(limits=1, user_api="blas"):
             return self.net.probe_accuracies(dataset)
