@@ -3,6 +3,7 @@
 // key metrics, a small live thumbnail of the filters).
 import { api, el, formatDuration } from "./api.js";
 import { LaunchForm } from "./launch_form.js";
+import { resultLine } from "./results_card.js";
 
 const KEY_METRICS = ["loss", "reconstruction", "active_fraction", "test_error"];
 
@@ -40,6 +41,14 @@ function describeData(config) {
   const d = config.data || {};
   const size = d.patch_size ? ` ${d.patch_size}×${d.patch_size}` : d.image_size ? ` ${d.image_size}×${d.image_size}` : "";
   return `${d.kind}${size}`;
+}
+
+// The run's Results card in one line (its numbers with what they were measured on in the tooltip);
+// the raw key metrics stay below it for runs of any kind.
+function resultCell(run) {
+  const line = resultLine(run);
+  return el("td", { class: "metrics", "data-result": "" }, el("div", { class: "result-line", title: line.title }, line.text),
+    el("div", { class: "muted" }, metricsText(run.metrics || {})));
 }
 
 function metricsText(metrics) {
@@ -168,7 +177,7 @@ export async function listPage(view) {
     const runs = await api.runs(filters.params());
     if (ask !== asked) return;
     filters.learn(runs);
-    const head = el("tr", {}, ...["", "Run", "Status", "Progress", "ETA", "Model", "Data", "Metrics", "By", "Created"].map((h) => el("th", {}, h)));
+    const head = el("tr", {}, ...["", "Run", "Status", "Progress", "ETA", "Model", "Data", "Result", "By", "Created"].map((h) => el("th", {}, h)));
     const rows = runs.map((r) => {
       const img = el("img", { class: "run-thumb", alt: "" });
       thumbnail(r, img).catch(() => {});
@@ -182,7 +191,7 @@ export async function listPage(view) {
         el("td", { "data-eta": "" }, r.status === "running" ? formatDuration(r.eta_seconds) : "–"),
         el("td", {}, describeModel(r.config)),
         el("td", {}, describeData(r.config)),
-        el("td", { class: "metrics" }, metricsText(r.metrics || {})),
+        resultCell(r),
         el("td", { "data-launched-by": "" }, r.launched_by ?? "–"),
         el("td", { class: "muted" }, new Date(r.created_at).toLocaleString()));
     });

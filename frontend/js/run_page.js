@@ -6,6 +6,8 @@ import { api, el, formatDuration } from "./api.js";
 import { Curves } from "./curves.js";
 import { RENDERERS } from "./panels/index.js";
 import { runTools } from "./share.js";
+import { isShareView } from "./auth.js";
+import { ResultsCard } from "./results_card.js";
 
 const ACTIVE = new Set(["queued", "running"]);
 const CACHE_FRAMES = 32; // payloads kept in the tab (~50 KB each)
@@ -64,14 +66,15 @@ export class RunPage {
   async load() {
     this.run = await api.run(this.id);
     this.build();
-    let from = 0, cursor = null;
+    let from = 0, cursor = null, last = null;
     for (;;) { // page through the metric history (no images)
       const page = await api.frames(this.id, { panels: false, from_step: from, limit: 5000 });
       this.curves.append(page.frames);
-      for (const f of page.frames) { this.steps.push(f.step); this.times.set(f.step, f.time); cursor = f.event_id; }
+      for (const f of page.frames) { this.steps.push(f.step); this.times.set(f.step, f.time); cursor = f.event_id; last = f; }
       if (page.next_from_step == null) break;
       from = page.next_from_step;
     }
+    if (last && last.step >= this.run.step) this.results.update({ metrics: last.metrics, step: last.step });
     this.updateSlider();
     if (this.steps.length) this.show(this.steps.length - 1);
     if (ACTIVE.has(this.run.status)) this.listen(cursor ?? "0-0");
@@ -84,12 +87,14 @@ export class RunPage {
     this.bar = el("div", {});
     this.stepEl = el("span", { id: "run-step" });
     this.etaEl = el("span", { id: "run-eta", class: "meta" });
-    this.cancelBtn = el("button", { class: "danger", id: "cancel" }, "Cancel");
+    this.cancelBtn = el("button", { class: "danger", id: "cancel", title: "stop this run (asks first)" }, "Cancel");
     this.cancelBtn.addEventListener("click", () => this.cancel());
+    // a share-link viewer can change nothing, so gets no Cancel button (the server would refuse it)
+    const cancelSlot = isShareView() ? [] : [this.cancelBtn];
     this.errorEl = el("div", { class: "error", id: "run-error" }, r.error ?? "");
     const head = el("div", { class: "run-head" },
       el("h2", {}, r.title), this.statusEl, el("div", { class: "progress" }, this.bar), this.stepEl, this.etaEl,
-      this.cancelBtn, el("a", { href: api.authUrl(`/api/runs/${r.id}/weights.npz`), download: "" }, "weights.npz"), runTools(r));
+      ...cancelSlot, el("a", { href: api.authUrl(`/api/runs/${r.id}/weights.npz`), download: "" }, "weights.npz"), runTools(r));
 
     // the timeline
     const btn = (id, text, title, fn) => { const b = el("button", { id, title }, text); b.addEventListener("click", fn); return b; };
@@ -114,7 +119,10 @@ export class RunPage {
     this.curves = new Curves(right);
     this.panelGrid.append(right); // curves first, across the whole width; panels below as they arrive
     this.noticeEl = el("div", { class: "notice", id: "run-notice" });
-    this.view.replaceChildren(head, this.errorEl, this.noticeEl, timeline, this.panelGrid);
+    // the run's result first: its latest metrics now, the last frame's panels once they are fetched
+    this.results = new ResultsCard(r);
+    this.results.update({ metrics: r.metrics, step: r.frame_count ? r.step : null });
+    this.view.replaceChildren(head, this.errorEl, this.noticeEl, this.results.root, timeline, this.panelGrid);
     this.updateHeader(r.step, r.total_steps, r.wall_time);
     this.updateLive();
   }
@@ -157,11 +165,23 @@ export class RunPage {
   }
 
   updateHeader(step, total, wallTime) {
+    this.progressNow = { step, total, wallTime };
     this.bar.style.width = `${(100 * step / Math.max(total, 1)).toFixed(1)}%`;
     this.stepEl.textContent = `step ${step} / ${total}`;
-    const eta = step > 0 && this.run.status === "running" ? wallTime / step * (total - step) : null;
-    this.etaEl.textContent = `elapsed ${formatDuration(wallTime)} · ETA ${formatDuration(eta)}`;
-    this.cancelBtn.disabled = !ACTIVE.has(this.run.status);
+    this.updateEta();
+    this.cancelBtn.disabled = this.cancelling || !ACTIVE.has(this.run.status);
+  }
+
+  // An ETA only while the run is running and nobody has asked it to stop: a cancelled (or
+  // cancelling) run will not reach its last step, so its header shows the elapsed time alone.
+  updateEta() {
+    const { step, total, wallTime } = this.progressNow ?? { step: 0, total: 0, wallTime: 0 };
+    const elapsed = `elapsed ${formatDuration(wallTime)}`;
+    if (this.cancelling && ACTIVE.has(this.run.status)) this.etaEl.textContent = `${elapsed} · cancelling…`;
+    else if (this.run.status === "running") {
+      const eta = step > 0 ? wallTime / step * (total - step) : null;
+      this.etaEl.textContent = `${elapsed} · ETA ${formatDuration(eta)}`;
+    } else this.etaEl.textContent = elapsed;
   }
 
   setStatus(status, error) {
@@ -169,7 +189,8 @@ export class RunPage {
     this.statusEl.textContent = status;
     this.statusEl.className = `status ${status}`;
     if (error) this.errorEl.textContent = error;
-    this.cancelBtn.disabled = !ACTIVE.has(status);
+    this.cancelBtn.disabled = this.cancelling || !ACTIVE.has(status);
+    this.updateEta();
     this.updateLive();
   }
 
@@ -224,6 +245,7 @@ export class RunPage {
   }
 
   renderPanels(step, panels) {
+    if (step === this.steps.at(-1)) this.results.update({ panels, panelsStep: step });
     const time = this.times.get(step);
     for (const [kind, payload] of Object.entries(panels ?? {})) {
       const p = this.panelFor(kind);
@@ -282,6 +304,7 @@ export class RunPage {
       this.cache.put(frame.step, frame.panels);
       this.updateSlider();
       this.curves.append([frame]);
+      this.results.update({ metrics: frame.metrics, step: frame.step, panels: frame.panels, panelsStep: frame.step });
       this.updateHeader(frame.step, frame.total_steps, frame.wall_time);
       if (this.following) this.show(this.steps.length - 1);
       else this.updateLive();
@@ -312,11 +335,18 @@ export class RunPage {
   }
 
   async cancel() {
+    if (!confirm(`Cancel "${this.run.title}"? It stops at its next step and cannot be resumed.`)) return;
+    this.cancelling = true; // the ETA goes at once: the run will not reach its last step
     this.cancelBtn.disabled = true;
+    this.updateEta();
     try {
-      await api.cancel(this.id);
+      const out = await api.cancel(this.id);
+      if (!ACTIVE.has(out.status)) this.setStatus(out.status, out.error);
     } catch (err) {
+      this.cancelling = false;
       this.errorEl.textContent = err.message;
+      this.cancelBtn.disabled = !ACTIVE.has(this.run.status);
+      this.updateEta();
     }
   }
 

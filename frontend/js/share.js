@@ -187,11 +187,12 @@ function fillRecord(details, run, readOnly) {
   details.append(el("div", { class: "edit" }, name, tagIn, text, save, del, msg));
 }
 
-// `#/shared`: the share token is in sessionStorage; find its run and open its page
+// `#/shared` (an older landing): the share token is in sessionStorage; go to the link itself,
+// `#/share/<token>`, whose address works when passed on (a `#/runs/<id>` does not without a token)
 export async function sharedLanding() {
-  const me = await api.me();
-  if (me.kind !== "share" || !me.run_id) throw new Error("this share link is invalid, expired or revoked");
-  location.replace(`#/runs/${me.run_id}`);
+  const token = sessionStorage.getItem("pinwheel.share");
+  if (!token) throw new Error("this share link is invalid, expired or revoked");
+  location.replace(`#/share/${token}`);
   return { close() {} };
 }
 

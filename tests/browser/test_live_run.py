@@ -1,4 +1,5 @@
-"""In real headless Chromium: launch the preset from the UI, watch the filter canvas redraw live, cancel."""
+"""In real headless Chromium: launch the preset from the UI, watch the filter canvas redraw live, cancel
+(after a confirmation; the header drops its ETA at once)."""
 from __future__ import annotations
 
 import numpy as np
@@ -47,13 +48,26 @@ def test_launch_watch_live_and_cancel(stack, browser, artifacts_dir, login):
     assert len(steps) >= 2 and np.allclose(steps, steps[0], rtol=1e-6), axes[2]
     page.screenshot(timeout=120_000, path=str(artifacts_dir / "live_run.png"), full_page=True)
 
+    # Cancel asks first: dismissed, the run goes on; accepted, it stops
+    assert "ETA" in page.locator("#run-eta").inner_text()
+    asked: list[str] = []
+    page.once("dialog", lambda d: (asked.append(d.message), d.dismiss()))
     page.locator("#cancel").click()
+    assert asked and "Cancel" in asked[0], asked
+    assert page.locator("#run-status").inner_text() == "running" and not page.locator("#cancel").is_disabled()
+    page.once("dialog", lambda d: d.accept())
+    page.locator("#cancel").click()
+    # the ETA goes at once (the click handler drops it before the server answers), and stays gone
+    assert "ETA" not in page.evaluate("() => document.querySelector('#run-eta').textContent")
     page.wait_for_function("() => document.querySelector('#run-status').textContent === 'cancelled'", timeout=30_000)
+    assert "ETA" not in page.locator("#run-eta").inner_text()
+    page.locator(".run-head").screenshot(timeout=60_000, path=str(artifacts_dir / "cancelled_run_header.png"))
 
     # reload: the page replays the stored frames
     page.reload()
     page.wait_for_function("() => document.querySelector('#run-status')?.textContent === 'cancelled'", timeout=15_000)
     page.wait_for_function(
         "() => +document.querySelector('canvas[data-panel=filter_grid]')?.dataset.drawnStep >= 0", timeout=15_000)
+    assert "ETA" not in page.locator("#run-eta").inner_text()
     assert not errors, errors
     page.close()

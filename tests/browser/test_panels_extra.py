@@ -84,6 +84,7 @@ def test_tree_inhibition_draws_the_tree_of_filters_and_s(stack, page, runs, arti
     assert px["greys"] > 60  # filter pictures (contrast-normalised grey tiles)
     assert px["viridis"] > 2000  # the S heat map and the node frames
     # every node's picture is where the layout put it: hovering its centre names the unit
+    page.locator("canvas[data-panel=tree_inhibition]").scroll_into_view_if_needed()  # below the Results card: in view to hover
     box = page.locator("canvas[data-panel=tree_inhibition]").bounding_box()
     nodes = page.evaluate("() => document.querySelector('canvas[data-panel=tree_inhibition]').width")
     assert nodes == px["w"]
@@ -111,6 +112,7 @@ def test_interaction_matrix_draws_s_with_its_mask(stack, page, runs, artifacts_d
     masked, coloured = masked
     assert masked >= 64 * 16  # the diagonal and the 8 neighbours of each unit (4×4 pixels an entry)
     assert coloured > 0.9 * (256 * 256 - masked) and px["hues"] > 5  # every free entry in viridis
+    page.locator("canvas[data-panel=interaction_matrix]").scroll_into_view_if_needed()  # below the Results card: in view to hover
     box = page.locator("canvas[data-panel=interaction_matrix]").bounding_box()
     page.mouse.move(box["x"] + box["width"] * (12 / px["w"]), box["y"] + box["height"] * (20 / px["h"]))
     assert page.locator("[data-hover=interaction_matrix]").inner_text() == "S[0, 0] fixed at 0 by the mask"

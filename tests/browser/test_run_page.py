@@ -121,6 +121,7 @@ def test_every_panel_draws_real_data(stack, page, finished_run, artifacts_dir):
     sp = pixels(page, "sparsity")
     assert sp["blue"] > 50 and "L0" in page.locator("[data-info=sparsity]").inner_text()
     # hover names the unit, its grid place, its groups and its statistics
+    page.locator("canvas[data-panel=filter_grid]").scroll_into_view_if_needed()  # below the Results card: in view to hover
     box = page.locator("canvas[data-panel=filter_grid]").bounding_box()
     page.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.6)
     hover = page.locator("[data-hover=filter_grid]").inner_text()

@@ -28,7 +28,8 @@ export function create(container) {
 export async function render(state, p) {
   // the producer sends nothing for units with no spatial layout; should an empty payload come, draw
   // nothing rather than an empty map
-  state.canvas.closest("[data-panel-box]")?.toggleAttribute("hidden", !p?.map_png);
+  const box = state.canvas.closest("[data-panel-box]");
+  if (box) box.style.display = p?.map_png ? "" : "none";
   if (!p?.map_png) return;
   state.payload = p;
   const token = ++state.token;
