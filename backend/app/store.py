@@ -5,7 +5,7 @@ import datetime as dt
 import json
 from pathlib import Path
 
-from sqlalchemy import (JSON, BigInteger, DateTime, Float, ForeignKey, Index, Integer, String, Text,
+from sqlalchemy import (JSON, BigInteger, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String, Text,
                         UniqueConstraint, create_engine, event)
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
@@ -87,6 +87,18 @@ class Frame(Base):
     time: Mapped[float] = mapped_column(Float)
     metrics: Mapped[dict] = mapped_column(JSON)
     panels: Mapped[str] = mapped_column(Text)  # JSON text; large (image atlases), loaded only when asked
+
+
+class StoredFile(Base):
+    """A run's file (checkpoint, weights) kept in the database, so that every web process can serve it
+    whichever one a worker handed it to: no disk is shared between web hosts (backend/app/run_files.py)."""
+    __tablename__ = "run_files"
+
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    size: Mapped[int] = mapped_column(BigInteger)
+    updated: Mapped[float] = mapped_column(Float)  # time.time() of the write that stored it
 
 
 def make_sessionmaker(database_url: str) -> sessionmaker:

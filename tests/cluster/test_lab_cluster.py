@@ -5,10 +5,12 @@ stored once although both web processes persist, and a run whose worker host die
 another host from the checkpoint it handed over."""
 from __future__ import annotations
 
+import io
 import os
 import signal
 import sys
 import time
+import zipfile
 
 import httpx
 import pytest
@@ -135,10 +137,13 @@ def test_runs_cross_hosts_watched_anywhere_and_resume_on_another_host(lab):
                                             params={"panels": False, "limit": 5000}).json()["frames"]]
         assert steps == sorted(set(steps)) and steps[-1] == RUN["config"]["train"]["steps"]  # stored once, by W1 or W2
         assert viewer.final_status() == "succeeded" and viewer.timeline() == steps
-        weights = w1.get(f"/api/runs/{run_id}/weights.npz")
-        assert weights.status_code == 200 and weights.content[:2] == b"PK"
-        bundle = w1.get(f"/api/runs/{run_id}/bundle.zip")
-        assert bundle.status_code == 200 and bundle.content[:2] == b"PK"
+        for web in (w1, w2):  # the files went to W1; W2 serves them from the database, not W1's disk
+            weights = web.get(f"/api/runs/{run_id}/weights.npz")
+            assert weights.status_code == 200 and weights.content[:2] == b"PK"
+            bundle = web.get(f"/api/runs/{run_id}/bundle.zip")
+            assert bundle.status_code == 200 and bundle.content[:2] == b"PK"
+            assert "weights.npz" in zipfile.ZipFile(io.BytesIO(bundle.content)).namelist()
+        assert (lab["folders"]["w2"] / "artifacts" / run_id / "weights.npz").exists()
     # each worker host kept only the runs it ran; the web host holds what they handed over
     for host in ("g1", "g2", "g3"):
         ran = {a["worker"].split("@")[0] == host and r for r, f in final.items() for a in f["attempts"]} - {False}

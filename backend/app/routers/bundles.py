@@ -37,6 +37,7 @@ from ..bundle_import import BUNDLE_FORMAT
 from ..deps import SessionDep, SettingsDep, TicketReaderRunDep, WriterDep
 from ..errors import errors
 from ..store import Frame, Run
+from ..run_files import keep, local_folder
 from .runs import RunOut
 
 router = APIRouter(prefix="/api", tags=["bundles"], responses=errors(401, 403, 404, 422))
@@ -80,7 +81,7 @@ def _final_panels(session, run: Run) -> dict:
 
 # --- export ----------------------------------------------------------------------------------------
 @router.get("/runs/{run_id}/bundle.zip")
-def export_bundle(run: TicketReaderRunDep, session: SessionDep, settings: SettingsDep) -> Response:
+def export_bundle(run: TicketReaderRunDep, session: SessionDep, settings: SettingsDep, request: Request) -> Response:
     rows = _metric_rows(session, run)
     names = sorted({k for r in rows for k in (r.metrics or {})})
     text = io.StringIO()
@@ -101,7 +102,8 @@ def export_bundle(run: TicketReaderRunDep, session: SessionDep, settings: Settin
         atlas = final.get("filter_grid", {}).get("atlas_png")
         if atlas:
             z.writestr("filters.png", base64.b64decode(atlas))
-        folder = _run_dir(settings, run.id)
+        folder = local_folder(request.app.state.sessions, _run_dir(settings, run.id), run.id,
+                              ("weights.npz", "checkpoint.safetensors"))
         for name in ("weights.npz", "checkpoint.safetensors"):
             if (folder / name).is_file():
                 z.write(folder / name, name)
@@ -215,6 +217,9 @@ async def import_bundle(request: Request, session: SessionDep, settings: Setting
                 out.write(chunk)
         run = await run_in_threadpool(bundle_import.import_bundle, path, settings.artifacts_dir,
                                       settings.max_bundle_uncompressed_bytes, session, who)
+        for name in ("weights.npz", "checkpoint.safetensors"):  # for the other web hosts too
+            if (settings.artifacts_dir / run.id / name).is_file():
+                await run_in_threadpool(keep, request.app.state.sessions, run.id, name, settings.artifacts_dir / run.id / name)
     finally:
         path.unlink(missing_ok=True)
     return RunOut.of(run)

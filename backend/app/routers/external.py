@@ -36,6 +36,7 @@ from pinwheel.protocol import TERMINAL_STATUSES, cancel_key, stream_key
 
 from ..deps import QueueDep, SessionDep, SettingsDep, WriterDep
 from ..persister import ensure_group
+from ..run_files import keep
 from ..store import Run, utcnow
 from .runs import RunOut
 
@@ -313,6 +314,7 @@ async def put_weights(run_id: str, request: Request, session: SessionDep, queue:
     tmp = folder / "weights.npz.tmp"
     tmp.write_bytes(bytes(body))
     os.replace(tmp, folder / "weights.npz")
+    keep(request.app.state.sessions, run.id, "weights.npz", folder / "weights.npz")  # for the other web hosts too
     try:
         return _control(_redis(queue), run)
     except redis.RedisError as exc:

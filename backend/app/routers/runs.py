@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import redis
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import FileResponse
 from pydantic import BaseModel, Field, ValidationError
 from sqlalchemy import func, select
@@ -24,6 +24,7 @@ from ..deps import (MemberDep, OwnRunDep, QueueDep, ReaderRunDep, SessionDep, Se
 from ..errors import UTCDatetime, errors
 from ..validation import field_errors
 from ..queue import QueueUnavailable
+from ..run_files import local_copy
 from .workers import queue_place
 from ..store import Frame, Run, frame_dict
 
@@ -278,10 +279,10 @@ def frames(run: ReaderRunDep, session: SessionDep,
 
 
 @router.get("/{run_id}/weights.npz")
-def weights(run: TicketReaderRunDep, settings: SettingsDep) -> FileResponse:
+def weights(run: TicketReaderRunDep, settings: SettingsDep, request: Request) -> FileResponse:
     if not re.fullmatch(r"[0-9a-f]{32}", run.id):  # ids are ours, but never build paths from unchecked text
         raise HTTPException(404, detail="run_id: malformed")
-    path = settings.artifacts_dir / run.id / "weights.npz"
-    if not path.is_file():
+    path = local_copy(request.app.state.sessions, settings.artifacts_dir / run.id, run.id, "weights.npz")
+    if path is None:
         raise HTTPException(404, detail="weights: no checkpoint yet for this run")
     return FileResponse(path, media_type="application/octet-stream", filename=f"{run.id}-weights.npz")

@@ -14,12 +14,14 @@ import uuid
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Depends, Header, HTTPException, Path, Request
+from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import FileResponse
 
 from pinwheel.leases import exec_state
 
 from ..deps import QueueDep, SessionDep, SettingsDep
 from ..errors import errors
+from ..run_files import keep, local_copy
 from ..settings import Settings
 from ..store import Run
 
@@ -72,13 +74,15 @@ async def put_file(run_id: RunId, name: ArtifactName, request: Request, settings
                     raise HTTPException(413, detail=f"body: over {MAX_ARTIFACT_BYTES} bytes")
                 f.write(chunk)
         os.replace(tmp, folder / name)
+        await run_in_threadpool(keep, request.app.state.sessions, run_id, name, folder / name)  # for other web hosts
     finally:
         tmp.unlink(missing_ok=True)
 
 
 @router.get("/{run_id}/files/{name}", responses=errors(401, 404))
-def get_file(run_id: RunId, name: ArtifactName, settings: SettingsDep, session: SessionDep, _: WorkerDep) -> FileResponse:
-    path = _run_dir(settings, session, run_id) / name
-    if not path.is_file():
+def get_file(run_id: RunId, name: ArtifactName, request: Request, settings: SettingsDep, session: SessionDep,
+             _: WorkerDep) -> FileResponse:
+    path = local_copy(request.app.state.sessions, _run_dir(settings, session, run_id), run_id, name)
+    if path is None:
         raise HTTPException(404, detail=f"{name}: none stored for this run yet")
     return FileResponse(path, media_type="application/octet-stream")
