@@ -49,6 +49,8 @@ class RunInfo(_Loose):
     notes_html: str = ""
     provenance: dict = {}
     attempts: list[dict] = []  # each worker attempt (host, device, how it ended)
+    queue_position: int | None = None  # while queued: 1 = the next its queue hands out
+    waiting_for: str | None = None  # while queued: what no live worker offers (e.g. a GPU worker)
 
     @property
     def active(self) -> bool:

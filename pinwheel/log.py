@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import atexit
 import io
+import json
 import math
 import os
 import platform
@@ -33,12 +34,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from . import _client_sender as _sender
 from ._client_panels import Arrays, LogArgumentError, check_arrays, to_array
 from .client import Client, PinwheelError
 
 __all__ = ["init", "Run", "LogArgumentError", "PinwheelError"]
 HEARTBEAT_SECONDS = 5.0  # a silent loop still tells the server it is alive (and hears a cancel)
 FINISH_TIMEOUT = 60.0  # finish() waits this long for the last frame to go out
+READY_TIMEOUT = 60.0  # init() waits this long for the sender process to load the panel producers
 
 
 @dataclass
@@ -78,7 +81,7 @@ def _environment() -> dict:
 class Run:
     """One external run. Create it with `init`."""
 
-    def __init__(self, client: Client, record, total_steps: int, min_interval: float):
+    def __init__(self, client: Client, record, total_steps: int, min_interval: float, sender: str = "process"):
         self.client = client
         self.id = record.id
         self.url = client.run_url(record.id)
@@ -88,7 +91,9 @@ class Run:
         self.error: str | None = None  # the last failure of the background thread (network, server)
         self.frames_sent = 0
         self.frames_merged = 0  # frames replaced by a newer one before they were sent
-        self.thread_cpu_seconds = 0.0  # CPU the background thread spent on panels, JSON and HTTP
+        self.thread_cpu_seconds = 0.0  # CPU the logging thread spent (pipe writes; all the work when in-thread)
+        self.sender_cpu_seconds = 0.0  # CPU the sender process spent on panels, JSON and HTTP
+        self._transport = _ChildProcess(client, record.id) if sender == "process" else _InThread(client, record.id)
         self._started = time.monotonic()
         self._last_step = -1
         self._pending: _Pending | None = None
@@ -190,12 +195,11 @@ class Run:
 
     # --- the logging thread -----------------------------------------------------------------------
     def _send_loop(self) -> None:
-        try:
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)  # Linux: this thread only
-        except (AttributeError, OSError):
-            pass
-        from ._client_panels import produce
-
+        if isinstance(self._transport, _InThread):  # the panels run here: behind the training loop
+            try:
+                os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 19)  # Linux: this thread only
+            except (AttributeError, OSError):
+                pass
         last_sent = 0.0
         while True:
             with self._cond:
@@ -203,6 +207,7 @@ class Run:
                     self._cond.wait(timeout=HEARTBEAT_SECONDS)
                 if self._pending is None:
                     if self._closing:
+                        self._transport.close()
                         return
                     pending = None
                 else:
@@ -211,54 +216,118 @@ class Run:
                         self._cond.wait(timeout=wait)  # let frames gather: the newest goes out
                         continue
                     pending, self._pending = self._pending, None
-            if pending is None:  # silence: a heartbeat (never under the lock: log() must not wait on HTTP)
-                self._heartbeat()
+            # never under the lock: log() must not wait on the pipe or HTTP
+            if pending is None:
+                self._apply(self._transport.heartbeat())
                 continue
+            metrics = {n: (s / pending.metric_counts[n] if pending.metric_counts.get(n) else None)
+                       for n, s in pending.metric_sums.items()}
+            frame = {"step": pending.step, "total_steps": pending.total_steps, "wall_time": pending.wall_time,
+                     "time": pending.time, "metrics": metrics}
             cpu = time.thread_time()
-            self._send(pending, produce)
+            reply = self._transport.frame(frame, pending.arrays)
             self.thread_cpu_seconds += time.thread_time() - cpu
+            self._apply(reply)
             last_sent = time.monotonic()
 
-    def _heartbeat(self) -> None:
-        try:
-            answer = self.client.request("GET", f"/api/external/runs/{self.id}/control").json()
-            self._stop_flag = self._stop_flag or answer["should_stop"]
-        except PinwheelError as exc:
-            self.error = str(exc)
+    def _apply(self, reply: dict) -> None:
+        self._stop_flag = self._stop_flag or bool(reply.get("should_stop"))
+        self.frames_sent += bool(reply.get("sent"))
+        if reply.get("error"):
+            self.error = reply["error"]
+        if "cpu" in reply:
+            self.sender_cpu_seconds = reply["cpu"]
 
-    def _send(self, pending: _Pending, produce) -> None:
-        metrics = {n: (s / pending.metric_counts[n] if pending.metric_counts.get(n) else None)
-                   for n, s in pending.metric_sums.items()}
+
+class _InThread:
+    """Panels and HTTP on the logging thread itself (the fallback when no child process can run)."""
+
+    def __init__(self, client: Client, run_id: str):
+        self.client, self.run_id = client, run_id
+
+    def frame(self, frame: dict, arrays: Arrays | None) -> dict:
+        return _sender.deliver(self.client, self.run_id, frame, arrays)
+
+    def heartbeat(self) -> dict:
+        return _sender.heartbeat(self.client, self.run_id)
+
+    def close(self) -> None:
+        pass
+
+
+class _ChildProcess:
+    """Panels and HTTP in `python -m pinwheel._client_sender` (nice 19): the user's process only writes
+    the arrays down a pipe, so no GIL is shared with the training loop. A child that dies hands over
+    to the in-thread way."""
+
+    def __init__(self, client: Client, run_id: str):
+        import subprocess
+
+        self.fallback = _InThread(client, run_id)
+        package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the child imports this pinwheel
+        env = {**os.environ, "PINWHEEL_SENDER_TOKEN": client.token or "",
+               "PYTHONPATH": os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p)}
+        self.proc = subprocess.Popen([sys.executable, "-m", "pinwheel._client_sender", client.url, run_id],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
+        self.dead = False
+        # init() waits (once, before the loop starts) for the child's imports, so the first frames
+        # are not merged away while it loads; a child not ready in READY_TIMEOUT is given up
+        ready = threading.Event()
+        reader = threading.Thread(target=lambda: (self.proc.stdout.readline(), ready.set()), daemon=True)
+        reader.start()
+        if not ready.wait(READY_TIMEOUT) or self.proc.poll() is not None:
+            self.dead = True
+            self.proc.kill()
+
+    def _call(self, buffers: list[bytes]) -> dict | None:
+        if self.dead:
+            return None
         try:
-            panels = produce(pending.arrays) if pending.arrays is not None else {}
-        except Exception as exc:  # a producer failing must not end the user's training
-            self.error = f"panels: {type(exc).__name__}: {exc}"
-            panels = {}
-        frame = {"step": pending.step, "total_steps": pending.total_steps, "wall_time": pending.wall_time,
-                 "time": pending.time, "metrics": metrics, "panels": panels}
-        for attempt in range(3):
+            for buf in buffers:
+                self.proc.stdin.write(buf)
+            self.proc.stdin.flush()
+            line = self.proc.stdout.readline()
+            if line:
+                return json.loads(line)
+        except (OSError, ValueError):
+            pass
+        self.dead = True
+        return None
+
+    def frame(self, frame: dict, arrays: Arrays | None) -> dict:
+        reply = self._call(_sender.encode("frame", frame, arrays))
+        return reply if reply is not None else self.fallback.frame(frame, arrays)
+
+    def heartbeat(self) -> dict:
+        reply = self._call(_sender.encode("heartbeat"))
+        return reply if reply is not None else self.fallback.heartbeat()
+
+    def close(self) -> None:
+        if not self.dead:
             try:
-                answer = self.client.request("POST", f"/api/external/runs/{self.id}/frames", json=frame).json()
-                self._stop_flag = self._stop_flag or answer["should_stop"]
-                self.frames_sent += 1
-                return
-            except PinwheelError as exc:
-                self.error = str(exc)
-                if exc.status and exc.status < 500:
-                    if exc.status in (404, 409):
-                        self._stop_flag = True  # the run is gone or no longer ours to log to
-                    return
-                time.sleep(min(5.0, 0.5 * 2 ** attempt))  # the server or network is down: a short retry, then drop
+                for buf in _sender.encode("close"):
+                    self.proc.stdin.write(buf)
+                self.proc.stdin.close()
+            except OSError:
+                pass
+        try:
+            self.proc.wait(timeout=10)
+        except Exception:
+            self.proc.kill()
 
 
 def init(server: str | None = None, token: str | None = None, *, name: str = "external run", config: dict | None = None,
-         total_steps: int = 0, tags: list[str] | None = None, min_interval: float = 1.0) -> Run:
+         total_steps: int = 0, tags: list[str] | None = None, min_interval: float = 1.0,
+         sender: str = "process") -> Run:
     """Start a run on the server (its page exists at once) and the background sender.
 
     server / token default to PINWHEEL_URL / PINWHEEL_TOKEN, then the file `pinwheel login` wrote.
     min_interval: the least time between frames sent (a faster loop has its frames merged); each frame
     costs ~10-20 ms of CPU off the loop (panels, JSON) and as much in the web app, so 1 s keeps
-    logging near 2 % of a core (bench/log_overhead.py)."""
+    logging near 2 % of a core (bench/log_overhead.py). sender: "process" (panels and HTTP in a child
+    process, no GIL shared with the loop) or "thread" (all on the logging thread)."""
+    if sender not in ("process", "thread"):
+        raise LogArgumentError(f"sender: expected 'process' or 'thread', got {sender!r}")
     from ._client_config import resolve
 
     server, token = resolve(server or os.environ.get("PINWHEEL_URL"), token or os.environ.get("PINWHEEL_TOKEN"))
@@ -278,4 +347,4 @@ def init(server: str | None = None, token: str | None = None, *, name: str = "ex
     except BaseException:
         client.close()
         raise
-    return Run(client, record, total_steps, min_interval)
+    return Run(client, record, total_steps, min_interval, sender)

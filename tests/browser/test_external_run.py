@@ -55,18 +55,18 @@ def test_example_run_page_shows_its_filters_on_the_timeline(stack, api, page, ex
     assert record["provenance"]["origin"] == "external" and record["config"]["steps"] == 2000
     frames = api.get(f"/api/runs/{example_run}/frames", params={"panels": False, "limit": 100}).json()["frames"]
     steps = [f["step"] for f in frames]
-    assert steps[0] == 0 and steps[-1] == 2000 and len(steps) >= 3
+    assert steps[-1] == 2000 and len(steps) >= 3  # the first frames may merge while the sender starts
     assert frames[-1]["metrics"]["reconstruction"] < frames[0]["metrics"]["reconstruction"]  # it learned
 
     page.goto(f"{stack['url']}/#/runs/{example_run}")
     wait_drawn(page, "filter_grid", 2000)  # the page opens on the newest frame
     last = canvas_png(page, "filter_grid")
     assert page.locator("#timeline").get_attribute("max") == str(len(steps) - 1)
-    page.locator("body").press("Home")  # the timeline's first frame: the initial filters
-    wait_drawn(page, "filter_grid", 0)
+    page.locator("body").press("Home")  # the timeline's first frame: the early filters
+    wait_drawn(page, "filter_grid", steps[0])
     first = canvas_png(page, "filter_grid")
     assert first.shape == last.shape and first.std() > 10 and last.std() > 10  # real filters, not a blank canvas
     assert np.abs(first - last).mean() > 2  # the filters changed over the run and the timeline shows both
     for kind in ("reconstructions", "sparsity"):
-        wait_drawn(page, kind, 0)
+        wait_drawn(page, kind, steps[0])
     page.screenshot(path=str(artifacts_dir / "external_run_page.png"), timeout=120_000)

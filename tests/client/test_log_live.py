@@ -116,3 +116,21 @@ def test_a_silent_client_run_ends_failed(impatient_app, api):
     late = httpx.post(f"{impatient_app}/api/external/runs/{run_id}/frames", headers=services.auth_headers(),
                       json={"step": 1, "wall_time": 1.0, "metrics": {"loss": 1}}, timeout=30)
     assert late.status_code == 200 and late.json() == {"run_id": run_id, "status": "failed", "should_stop": True}
+
+
+@pytest.mark.parametrize("sender", ["thread", "process"])
+def test_both_senders_deliver_and_a_dead_child_hands_over(stack, api, sender):
+    run = pinwheel.log.init(stack["url"], services.ADMIN_TOKEN, name=f"sender {sender}", min_interval=0.0,
+                            sender=sender)
+    run.log(0, metrics={"loss": 1.0}, **arrays(0))
+    services.wait_until(lambda: run.frames_sent == 1, 60, "first frame")
+    if sender == "process":
+        assert run.sender_cpu_seconds > 0  # the panels were made in the child
+        run._transport.proc.kill()  # the child dies: the logging thread takes the work over
+        run._transport.proc.wait()
+    run.log(10, metrics={"loss": 0.5}, **arrays(10))
+    services.wait_until(lambda: run.frames_sent == 2, 60, "second frame")
+    run.finish()
+    frames = wait_for_status(api, run.id, ("succeeded",)) and api.get(
+        f"/api/runs/{run.id}/frames", params={"limit": 10}).json()["frames"]
+    assert [f["step"] for f in frames] == [0, 10] and frames[1]["panels"]["filter_grid"]["count"] == 16
