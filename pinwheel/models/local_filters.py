@@ -16,8 +16,8 @@ pixels and are pushed to be active together, so they become similar; reconstruct
 every orientation within each receptive field, so orientation must also change — the
 compromise is a continuous orientation map with pin-wheels (Gregor & LeCun 2010).
 Unfold / fold and broadcast products do all units at once; there is no loop over units.
-Nothing in a training step leaves the device: the annealed pools are rebuilt there from the units'
-grid coordinates, and the augmentation's symmetries are drawn with the run's generator (saved in
+Nothing in a training step leaves the device: the annealed pools are rebuilt there from the grid's
+axes (one 1-D kernel per side), and the augmentation's symmetries are drawn with the run's generator (saved in
 the checkpoint, so a resumed run is the straight run) and applied as one gather of pixels.
 """
 from __future__ import annotations
