@@ -23,10 +23,16 @@ RUNS = {
         "data": {"kind": "sklearn_digits", "train_size": 1200, "test_size": 300},
         "model": {"units": 64, "steps": 5, "unsupervised_steps": 10},
         "train": {"steps": 40, "batch_size": 64, **SHORT}}},
+    # a probe is due every 10 steps and a due probe waits for the running one: the last frame carries one
+    "conv": {"preset": "conv-stack", "config": {
+        "model": {"steps_per_layer": 20, "lam_warmup_steps": 5, "probe_every_steps": 10, "probe_train": 400},
+        "data": {"train_size": 600, "test_size": 200},
+        "train": {"steps": 40, "batch_size": 32, **SHORT}}},
 }
 # the row that carries each family's headline number, and the label it must wear
 HEADLINE = {"topographic": ("topographic_map.smoothness", "weights"), "tree": ("tree_inhibition.matrix.nonzero_share", "weights"),
-            "lista": ("heldout_energy_lista_T", "training"), "drsae": ("test_error", "held-out")}
+            "lista": ("heldout_energy_lista_T", "training"), "drsae": ("test_error", "held-out"),
+            "conv": (None, "held-out")}  # conv: the best probe on the stack's features
 
 
 @pytest.fixture(scope="module")
@@ -91,6 +97,10 @@ def test_results_card_states_the_api_numbers(stack, runs, page, artifacts_dir, n
         shown = float(row["text"].rstrip("%")) / (100 if row["text"].endswith("%") else 1)
         assert shown == pytest.approx(expected, rel=0.01, abs=1e-3), row  # and the text says it, rounded
     key, badge = HEADLINE[name]
+    if key is None:
+        features = {k: v for k, v in run["metrics"].items() if k.startswith("probe_") and k != "probe_pixels"}
+        assert features and "probe_pixels" in run["metrics"], run["metrics"]
+        key = max(features, key=features.get)
     row = next((r for r in rows if r["key"] == key), None)
     assert row is not None and row["badge"] == badge, (key, rows)
     headline = page.locator("#results-headline").inner_text()
@@ -100,6 +110,7 @@ def test_results_card_states_the_api_numbers(stack, runs, page, artifacts_dir, n
     page.wait_for_function("s => +document.querySelector('canvas[data-panel=filter_grid]')?.dataset.drawnStep === s",
                            arg=run["step"], timeout=60_000)
     has_map = name == "topographic"
+    assert page.locator("[data-panel-box]").count() == len(run["panels"])  # a box for each kind the frame has
     assert ("topographic_map" in run["panels"]) is has_map
     assert page.locator("[data-panel-box=topographic_map]").count() == int(has_map)
     if has_map:
