@@ -28,11 +28,15 @@ RUNS = {
         "model": {"steps_per_layer": 20, "lam_warmup_steps": 5, "probe_every_steps": 10, "probe_train": 400},
         "data": {"train_size": 600, "test_size": 200},
         "train": {"steps": 40, "batch_size": 32, **SHORT}}},
+    # local filters: the orientation map at the receptive fields' places on the image
+    "local": {"preset": "pinwheels-local", "config": {
+        "model": {"grid": 12, "pool": 3, "anneal_steps": 10, "lam_warmup_steps": 5},
+        "data": {"pool_size": 300}, "train": {"steps": 30, "batch_size": 32, **SHORT}}},
 }
 # the row that carries each family's headline number, and the label it must wear
 HEADLINE = {"topographic": ("topographic_map.smoothness", "weights"), "tree": ("tree_inhibition.matrix.nonzero_share", "weights"),
             "lista": ("heldout_energy_lista_T", "training"), "drsae": ("test_error", "held-out"),
-            "conv": (None, "held-out")}  # conv: the best probe on the stack's features
+            "conv": (None, "held-out"), "local": ("topographic_map.smoothness", "weights")}  # conv: the best probe on the stack's features
 
 
 @pytest.fixture(scope="module")
@@ -109,7 +113,7 @@ def test_results_card_states_the_api_numbers(stack, runs, page, artifacts_dir, n
     # item 2: the orientation map exists only where units have a spatial layout
     page.wait_for_function("s => +document.querySelector('canvas[data-panel=filter_grid]')?.dataset.drawnStep === s",
                            arg=run["step"], timeout=60_000)
-    has_map = name == "topographic"
+    has_map = name in ("topographic", "local")
     assert page.locator("[data-panel-box]").count() == len(run["panels"])  # a box for each kind the frame has
     assert ("topographic_map" in run["panels"]) is has_map
     assert page.locator("[data-panel-box=topographic_map]").count() == int(has_map)
