@@ -4,7 +4,8 @@ A *frame* is emitted every `frame_every_steps` steps or `frame_every_seconds` se
 comes first: {step, total_steps, wall_time, time, metrics, panels}. Metrics are averaged over the
 steps since the previous frame, so the curve is not aliased by the frame rate.
 
-Streaming cost: the panels of a frame are not computed by the training loop. At a frame the loop
+Streaming cost: the panels and held-out measures (frame_metrics: probes, held-out energies) of a
+frame are not computed by the training loop. At a frame the loop
 takes a snapshot (its parameters, buffers and plain attributes, the optimizer's state and the data
 generator's: clones, well under a millisecond for these models) and queues it; a FrameStreamer thread
 loads the snapshot into a private copy of the model, produces the panels on it, and calls
@@ -80,11 +81,11 @@ class FrameStreamer:
     (`error`, re-raised by check()). At most `depth` frames wait; submit() blocks beyond that, so a
     model whose panels take longer than the frame interval slows training instead of piling up memory."""
 
-    def __init__(self, model: nn.Module, probe_x, probe_y, callbacks: Callbacks, depth: int = 2):
+    def __init__(self, model: nn.Module, probe_x, probe_y, callbacks: Callbacks, depth: int = 2, dataset=None):
         shared = {id(v): v for _, attrs in _plain_attributes(model) for v in attrs.values()
                   if not isinstance(v, torch.Tensor)}  # the copy shares configs, group structures, ...
         self.shadow = copy.deepcopy(model, shared).eval()
-        self.probe_x, self.probe_y, self.callbacks = probe_x, probe_y, callbacks
+        self.probe_x, self.probe_y, self.callbacks, self.dataset = probe_x, probe_y, callbacks, dataset
         self.queue: queue.Queue = queue.Queue(maxsize=depth)
         self.halted = False
         self.stop_state: dict | None = None
@@ -136,8 +137,10 @@ class FrameStreamer:
         model = self.load(snap)
         with torch.no_grad(), self._blas.limit(limits=1):
             panels = produce_panels(model, self.probe_x, self.probe_y, step=head["step"], fresh=fresh)
+            # held-out measures and probes, on the snapshot: off the training thread too
+            measured = model.frame_metrics(self.dataset) if self.dataset is not None else {}
         self.callbacks.on_frame({"step": head["step"], "total_steps": head["total_steps"], "wall_time": head["wall_time"],
-                                 "time": time.time(), "metrics": head["metrics"], "panels": panels})
+                                 "time": time.time(), "metrics": {**head["metrics"], **measured}, "panels": panels})
         self.delivered, self.cpu_seconds = self.delivered + 1, self.cpu_seconds + time.thread_time() - cpu
         if self.callbacks.should_stop():
             self.stop_state, self.halted = snap, True
@@ -180,7 +183,7 @@ def train(config: RunConfig, callbacks: Callbacks, *, resume: dict | None = None
     last_frame = last_ckpt = start
     sums: dict[str, torch.Tensor] = {}
     since_frame = 0
-    streamer = FrameStreamer(model, probe_x, probe_y, callbacks)
+    streamer = FrameStreamer(model, probe_x, probe_y, callbacks, dataset=dataset)
 
     def checkpoint() -> None:
         state = {"step": step, "elapsed": elapsed_before + time.monotonic() - start,
@@ -205,10 +208,6 @@ def train(config: RunConfig, callbacks: Callbacks, *, resume: dict | None = None
         if bad:
             raise TrainingDiverged(f"{bad[0]} became {metrics[bad[0]]} by step {step} "
                                    f"(try a smaller train.lr than {tc.lr})")
-        model.eval()
-        with torch.no_grad():
-            metrics.update(model.frame_metrics(dataset))
-        model.train()
         elapsed = elapsed_before + time.monotonic() - start
         head = {"step": step, "total_steps": tc.steps, "wall_time": round(elapsed, 4), "metrics": metrics}
         streamer.submit(head, streamer.snapshot(model, optimizer, generator, step, elapsed), fresh=step >= tc.steps)
