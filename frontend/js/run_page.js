@@ -39,6 +39,12 @@ function download(blob, name) {
   setTimeout(() => URL.revokeObjectURL(a.href), 10_000);
 }
 
+// a queued run says where it stands: its place in its queue, and what no live worker offers
+function queueNotice(r) {
+  const place = r.queue_position ? `position ${r.queue_position} in the queue` : "in the queue";
+  return `Queued: ${place}${r.waiting_for ? `, waiting for ${r.waiting_for}` : ""}.`;
+}
+
 export class RunPage {
   static async open(view, id) {
     const page = new RunPage(view, id);
@@ -122,6 +128,7 @@ export class RunPage {
     // the run's result first: its latest metrics now, the last frame's panels once they are fetched
     this.results = new ResultsCard(r);
     this.results.update({ metrics: r.metrics, step: r.frame_count ? r.step : null });
+    if (r.status === "queued") this.noticeEl.textContent = queueNotice(r);
     this.view.replaceChildren(head, this.errorEl, this.noticeEl, this.results.root, timeline, this.panelGrid);
     this.updateHeader(r.step, r.total_steps, r.wall_time);
     this.updateLive();
@@ -313,6 +320,7 @@ export class RunPage {
       const s = JSON.parse(ev.data);
       if (s.status === "running" && (s.resumed_from_step != null || s.attempt > 1)) this.supersede(s);
       else if (s.status === "queued" && s.reason) this.noticeEl.textContent = `Waiting for a worker: ${s.reason}.`;
+      else if (s.status === "running") this.noticeEl.textContent = ""; // out of the queue
       this.setStatus(s.status, s.error);
       if (!ACTIVE.has(s.status)) { this.source.close(); this.source = null; }
     });

@@ -158,12 +158,23 @@ export function runTools(run) {
   return root;
 }
 
+// which worker (host, device) ran each attempt, and how each ended (a lost worker, a shutdown, …)
+function attemptsTable(run) {
+  const rows = run.attempts ?? [];
+  if (!rows.length) return el("p", { class: "muted", id: "run-attempts" }, "No attempt yet: the run waits in the queue.");
+  const head = el("tr", {}, ...["Attempt", "Worker", "Device", "Started", "Resumed from", "Ended"].map((h) => el("th", {}, h)));
+  return el("table", { class: "record", id: "run-attempts" }, head, ...rows.map((a) => el("tr", { "data-attempt": a.attempt },
+    el("td", {}, String(a.attempt)), el("td", {}, a.worker ?? a.host ?? "–"), el("td", {}, a.device ?? "–"),
+    el("td", {}, when(a.started_at)), el("td", {}, a.resumed_from_step == null ? "start" : `step ${a.resumed_from_step}`),
+    el("td", {}, a.ended ? `${a.ended} (${when(a.ended_at)})` : "running"))));
+}
+
 function fillRecord(details, run, readOnly) {
   const table = el("table", { class: "record" }, ...recordRows(run).map(([k, v]) => el("tr", {}, el("th", {}, k), el("td", {}, fmt(v)))));
   const tags = el("div", { id: "run-tags" }, ...(run.tags ?? []).map((t) => el("span", { class: "tag" }, t)));
   const notes = el("div", { id: "run-notes", class: "notes" });
   notes.innerHTML = run.notes_html ?? ""; // sanitised server-side (backend/app/markdown.py)
-  details.append(tags, notes, table);
+  details.append(tags, notes, table, attemptsTable(run));
   if (readOnly) return;
   const name = el("input", { id: "edit-title", value: run.title, size: 30 });
   const tagIn = el("input", { id: "edit-tags", value: (run.tags ?? []).join(", "), placeholder: "tags, comma separated" });
