@@ -2,6 +2,7 @@
 // launched what. Admins only; the server refuses everyone else (GET /api/me says who we are).
 import { api, el } from "./api.js";
 import { copyText, when } from "./share.js";
+import { workersSection } from "./workers_page.js";
 
 function memberRow(u, onRevoke) {
   const revoked = u.revoked_at != null;
@@ -108,21 +109,8 @@ export async function adminPage(view) {
   }
 
   // the lab's workers, the queue in order, and the command that adds a GPU machine
-  const workers = el("table", { class: "runs", id: "workers" });
-  const queue = el("p", { class: "muted", id: "queue" });
   const join = el("input", { id: "join-command", readonly: "", size: 90 });
   const joinMsg = el("p", { class: "muted", id: "join-message" });
-  async function refreshWorkers() {
-    const w = await api.workers();
-    const head = el("tr", {}, ...["Worker", "Host", "Devices", "Queues", "Running", "Runs done", "Last heartbeat"].map((h) => el("th", {}, h)));
-    workers.replaceChildren(head, ...(w.workers.length ? w.workers.map((x) => el("tr", { "data-worker": x.name },
-      el("td", {}, x.name), el("td", {}, x.host), el("td", {}, x.devices.join(", ")), el("td", {}, x.queues.join(", ")),
-      el("td", {}, x.run ? el("a", { href: `#/runs/${x.run}` }, `${x.run.slice(0, 8)}… (attempt ${x.attempt})`) : "idle"),
-      el("td", {}, String(x.runs_done)), el("td", { class: "muted" }, when(new Date(x.seen * 1000).toISOString()))))
-      : [el("tr", {}, el("td", { colspan: 7, class: "muted" }, "No worker is up."))]));
-    const line = (name, ids) => `${name}: ${ids.length ? ids.map((id, i) => `${i + 1}. ${id.slice(0, 8)}…`).join("  ") : "empty"}`;
-    queue.textContent = `Queue — ${line("GPU", w.queues.gpu)} · ${line("any worker", w.queues.celery)}`;
-  }
   try { join.value = (await api.joinCommand()).command; joinMsg.textContent = "Run this in a Pinwheel checkout on a GPU machine to add its GPUs:"; }
   catch (err) { join.hidden = true; joinMsg.textContent = err.message; }
 
@@ -130,7 +118,7 @@ export async function adminPage(view) {
     el("p", { class: "muted" }, `Signed in as ${me.name}. A member token may launch, cancel and edit runs and create share links; an admin token may also manage members.`),
     form, created, membersMsg, members,
     el("h2", { class: "spaced" }, "Who launched what"), el("div", { class: "filters" }, el("label", {}, "launched by ", by)), launches,
-    el("h2", { class: "spaced" }, "Workers"), workers, queue, joinMsg, join);
-  await Promise.all([refreshMembers(), refreshLaunches(), refreshWorkers()]);
+    el("h2", { class: "spaced" }, "Workers"), ...(await workersSection()), joinMsg, join);
+  await Promise.all([refreshMembers(), refreshLaunches()]);
   return { close() {} };
 }

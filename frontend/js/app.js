@@ -6,6 +6,7 @@ import { comparePage } from "./compare_page.js";
 import { clonePage, sharedLanding } from "./share.js";
 import { listPage } from "./list_page.js";
 import { adminPage } from "./admin_page.js";
+import { workersPage } from "./workers_page.js";
 import { importPage } from "./import_page.js";
 import { sweepPage } from "./sweep_page.js";
 
@@ -34,6 +35,7 @@ async function updateNav() {
   let me = null;
   try { me = await api.me(); } catch { /* an invalid token: neither link */ }
   document.getElementById("nav-admin").hidden = !me?.is_admin;
+  document.getElementById("nav-workers").hidden = !me || me.kind === "share" || me.kind === "anonymous";
   document.getElementById("nav-import").hidden = !me?.can_write;
 }
 
@@ -77,6 +79,7 @@ async function route() {
     if (clone) { current = await clonePage(view, clone[1]); return; }
     if (sweep) { current = await sweepPage(view, sweep[1]); return; }
     if (location.hash === "#/admin") { current = await adminPage(view); return; }
+    if (location.hash === "#/workers") { current = await workersPage(view); return; }
     if (location.hash === "#/import") { current = await importPage(view); return; }
     current = m ? await RunPage.open(view, m[1]) : await listPage(view);
   } catch (err) {
