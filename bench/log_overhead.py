@@ -94,7 +94,7 @@ def measure(url: str, app_pid: int, threads: int, min_interval: float, rounds: i
                             min_interval=min_interval)
     step = segment(model, opt, data, probe, seconds, 0, run)[0]  # warm-up: torch, the panel imports, first frames
     deadline = time.monotonic() + 120
-    while run.frames_sent < 2 and time.monotonic() < deadline:  # the sender's start-up (imports) is not a frame's cost
+    while run.frames_sent < 1 and time.monotonic() < deadline:  # the sender's start-up (imports) is not a frame's cost
         time.sleep(0.1)
     ratios, plain, logged, calls = [], [], [], []
     sent0, app0, app_cpu_plain, plain_seconds = run.frames_sent, cpu_seconds(app_pid), 0.0, 0.0

@@ -265,7 +265,10 @@ class _ChildProcess:
 
         self.fallback = _InThread(client, run_id)
         package_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # the child imports this pinwheel
-        env = {**os.environ, "PINWHEEL_SENDER_TOKEN": client.token or "",
+        # one BLAS/OpenMP thread: the panels' small products gain nothing from more, and idle BLAS
+        # threads spin (bench/log_overhead.py: 77 ms of CPU a frame with the defaults, 14 ms with one)
+        threads = {k: "1" for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+        env = {**os.environ, **threads, "PINWHEEL_SENDER_TOKEN": client.token or "",
                "PYTHONPATH": os.pathsep.join(p for p in (package_root, os.environ.get("PYTHONPATH")) if p)}
         self.proc = subprocess.Popen([sys.executable, "-m", "pinwheel._client_sender", client.url, run_id],
                                      stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
