@@ -106,3 +106,37 @@ def require_assigned_gpu(env: Mapping[str, str] = os.environ, torch_module=None)
         raise AssignedGpuMissing(f"this worker was given GPU {gpu!r} (CUDA_VISIBLE_DEVICES={visible!r}) but "
                                  f"torch cannot see it: {why}. Refusing to train on the CPU instead.")
     return gpu
+
+
+# `device: auto` on a GPU worker: a model whose training step is only a few million multiply-adds
+# spends its time launching kernels on a GPU (each ~5–10 µs, some hundred a step) and runs as fast or
+# faster on the CPU, where it leaves the GPU to runs that need it. The bound is an estimate from op
+# counts, not yet measured on a GPU (bench/cuda_check.py measures both sides when one is lent).
+SMALL_STEP_MACS = 20_000_000
+
+
+def choose_device(config, cuda_available: bool) -> tuple[str, str]:
+    """('cuda' | 'cpu', why) for a run whose train.device is 'auto'."""
+    if not cuda_available:
+        return "cpu", "auto: no CUDA device on this worker"
+    from .configs.estimate import _family  # torch-free
+
+    params, _ = _family(config.model, config.data, config.train.batch_size)
+    macs = params * config.train.batch_size
+    if macs < SMALL_STEP_MACS:
+        return "cpu", (f"auto: the model is too small to gain from a GPU (~{macs / 1e6:.1f} M multiply-adds a "
+                       f"step, under {SMALL_STEP_MACS / 1e6:.0f} M)")
+    return "cuda", f"auto: ~{macs / 1e6:.0f} M multiply-adds a step"
+
+
+def worker_specs(gpus: list[str], runs_per_gpu: int = 1, prefix: str = "") -> list[tuple[str, list[str], dict]]:
+    """(node name, queues, environment) of each worker process: `runs_per_gpu` processes share each
+    GPU (small models share a device), or one CPU worker when there is no GPU."""
+    if not gpus:
+        return [(f"{prefix}celery", ["celery"], {"CUDA_VISIBLE_DEVICES": ""})]
+    specs = []
+    for i, gpu in enumerate(gpus):
+        for j in range(max(1, runs_per_gpu)):
+            name = f"{prefix}gpu{i}" + (f"-{j}" if j else "")
+            specs.append((name, ["gpu", "celery"], worker_env(gpu)))
+    return specs

@@ -166,18 +166,17 @@ def start_redis(supervisor: Supervisor, env: dict, port: int, bind: str, passwor
 
 
 def start_workers(supervisor: Supervisor, env: dict) -> list[str]:
-    """One worker per GPU or MIG instance (consuming the GPU queue too), or one CPU worker."""
-    from pinwheel.devices import visible_gpus, worker_env
+    """Per GPU or MIG instance, PINWHEEL_RUNS_PER_GPU worker processes (default 1) consuming the GPU
+    queue too, each seeing only its device; or one CPU worker."""
+    from pinwheel.devices import visible_gpus, worker_specs
 
     cmd = [sys.executable, "-m", "celery", "-A", "worker.celery_app:app", "worker", "--pool=solo", "--loglevel=INFO"]
-    prefix = os.environ.get("PINWHEEL_WORKER_NAME", "")  # node names stay the same across restarts
     gpus = visible_gpus()
-    for i, gpu in enumerate(gpus):  # each sees only its own device
-        supervisor.add(Child(f"worker-gpu{i}", "worker", [*cmd, "-n", f"{prefix}gpu{i}@%h", "-Q", "gpu,celery"],
-                             {**env, **worker_env(gpu)}))
-    if not gpus:
-        supervisor.add(Child("worker", "worker", [*cmd, "-n", f"{prefix}celery@%h"],
-                             {**env, "CUDA_VISIBLE_DEVICES": ""}))
+    per_gpu = int(os.environ.get("PINWHEEL_RUNS_PER_GPU", "1"))
+    prefix = os.environ.get("PINWHEEL_WORKER_NAME", "")  # node names stay the same across restarts
+    for name, queues, extra in worker_specs(gpus, per_gpu, prefix):
+        child = "worker" if not gpus else f"worker-{name.removeprefix(prefix)}"
+        supervisor.add(Child(child, "worker", [*cmd, "-n", f"{name}@%h", "-Q", ",".join(queues)], {**env, **extra}))
     return gpus
 
 

@@ -23,6 +23,7 @@ from celery.exceptions import Reject
 from celery.worker import state as worker_state
 
 from pinwheel.configs import RunConfig
+from pinwheel.devices import choose_device
 from pinwheel.leases import Lease
 from pinwheel.protocol import TASK_NAME, cancel_key, stream_key
 from pinwheel.provenance import code_version
@@ -165,6 +166,9 @@ def train_run(self, run_id: str, config: dict) -> str:
         cfg = RunConfig.model_validate(config)
         if settings.device:
             cfg.train.device = settings.device
+        device_choice = None
+        if cfg.train.device == "auto":  # small models stay off the GPU, and the record says why
+            cfg.train.device, device_choice = choose_device(cfg, torch.cuda.is_available())
         resume = publisher.load_checkpoint()
         device = resolve_device(cfg.train.device)
         free_cuda = torch.cuda.mem_get_info(device)[0] if device.type == "cuda" else None
@@ -172,7 +176,8 @@ def train_run(self, run_id: str, config: dict) -> str:
         if too_big:
             publisher.status("failed", end_state="done", error=f"memory: {too_big}")
             return outcome
-        publisher.status("running", environment=environment_record(device), host=host, worker=lease.worker,
+        publisher.status("running", environment={**environment_record(device), "device_choice": device_choice},
+                         host=host, worker=lease.worker,
                          resumed_from_step=int(resume["step"]) if resume else None, taken_over=lease.taken_over)
         result = train(cfg, publisher, resume=resume, data_root=settings.data_root)
         if result == "succeeded" or watch.reason == "cancel":

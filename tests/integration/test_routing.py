@@ -15,12 +15,14 @@ pytestmark = pytest.mark.integration
 def test_a_cuda_run_waits_for_a_gpu_worker_and_the_worker_list_shows_who_runs_what(tmp_path, artifacts_dir):
     stack = FaultStack(tmp_path, artifacts_dir, "routing")
     try:
-        stack.start_worker(name="cpu-box@%h")
+        stack.start_worker(name="cpu-box@%h", PINWHEEL_DEVICE="")  # runs keep their own `device`
         cuda = {"preset": TINY_RUN["preset"], "config": {**TINY_RUN["config"], "train": {
             **TINY_RUN["config"]["train"], "device": "cuda"}}}
         gpu_run = stack.api.post("/api/runs", json=cuda).json()["id"]
         cpu_run = stack.api.post("/api/runs", json=TINY_RUN).json()["id"]
-        stack.wait_for(cpu_run, lambda r: r["status"] == "succeeded", 120, "the CPU run did not run")
+        done = stack.wait_for(cpu_run, lambda r: r["status"] == "succeeded", 120, "the CPU run did not run")
+        assert done["environment"]["device"] == "cpu"
+        assert done["environment"]["device_choice"] == "auto: no CUDA device on this worker"
         waiting = stack.run(gpu_run)
         assert waiting["status"] == "queued" and waiting["queue_position"] == 1
         assert waiting["waiting_for"] == "a GPU worker (none is up)"
