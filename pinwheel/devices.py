@@ -138,5 +138,6 @@ def worker_specs(gpus: list[str], runs_per_gpu: int = 1, prefix: str = "") -> li
     for i, gpu in enumerate(gpus):
         for j in range(max(1, runs_per_gpu)):
             name = f"{prefix}gpu{i}" + (f"-{j}" if j else "")
-            specs.append((name, ["gpu", "celery"], worker_env(gpu)))
+            queues = ["gpu-whole", "gpu", "celery"] if j == 0 else ["gpu", "celery"]  # one takes whole-GPU runs
+            specs.append((name, queues, worker_env(gpu)))
     return specs

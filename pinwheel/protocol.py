@@ -17,11 +17,15 @@ TERMINAL_STATUSES = ("succeeded", "failed", "cancelled")
 ACTIVE_STATUSES = ("queued", "running")
 
 # Routing: a run that asks for `cuda` waits in a queue only GPU workers consume; others run anywhere.
-CPU_QUEUE, GPU_QUEUE = "celery", "gpu"
+# A run that wants a GPU to itself waits in a queue only the first worker of each GPU consumes.
+CPU_QUEUE, GPU_QUEUE, WHOLE_GPU_QUEUE = "celery", "gpu", "gpu-whole"
 
 
 def queue_for(config: dict) -> str:
-    return GPU_QUEUE if (config.get("train") or {}).get("device") == "cuda" else CPU_QUEUE
+    train = config.get("train") or {}
+    if train.get("whole_gpu"):
+        return WHOLE_GPU_QUEUE
+    return GPU_QUEUE if train.get("device") == "cuda" else CPU_QUEUE
 
 
 def join_command(redis_url: str, server_url: str, worker_token: str) -> str:

@@ -29,9 +29,10 @@ from pinwheel.protocol import TASK_NAME, cancel_key, stream_key
 from pinwheel.provenance import code_version
 from pinwheel.train import TrainingDiverged, resolve_device, train
 
-from . import presence
+from . import gpu_slots, presence
 from .celery_app import app
 from .files import RunFiles, Superseded
+from .gpu_slots import GpuSlot
 from .guards import TIME_LIMIT_ERROR, Deadline, check_memory, device_available_bytes
 from .settings import settings
 
@@ -60,9 +61,9 @@ def _shutting_down() -> bool:
 class RunWatch(threading.Thread):
     """Renews the lease and watches cancel/shutdown every `watch_seconds`, off the training thread."""
 
-    def __init__(self, lease: Lease, client: redis.Redis, run_id: str, deadline: Deadline):
+    def __init__(self, lease: Lease, client: redis.Redis, run_id: str, deadline: Deadline, slot: GpuSlot | None):
         super().__init__(name=f"run-watch-{run_id[:8]}", daemon=True)
-        self.lease, self.redis, self.run_id, self.deadline = lease, client, run_id, deadline
+        self.lease, self.redis, self.run_id, self.deadline, self.slot = lease, client, run_id, deadline, slot
         self.reason: str | None = None  # cancel | shutdown | superseded | time limit: why the loop must stop
         self.cancel_published = False
         self.finished = threading.Event()  # the task is done with the run
@@ -76,6 +77,8 @@ class RunWatch(threading.Thread):
         cancel_seen = None
         while not self.finished.wait(settings.watch_seconds):
             try:
+                if self.slot is not None:
+                    self.slot.renew()
                 if not self.lease.renew():
                     self.stop("superseded")
                     return
@@ -148,7 +151,25 @@ def redis_client() -> redis.Redis:
 @app.task(name=TASK_NAME, bind=True)
 def train_run(self, run_id: str, config: dict) -> str:
     client = redis_client()
-    host = os.uname().nodename
+    host, device = os.uname().nodename, gpu_slots.device_id()
+    slot = None
+    if device is not None:  # worker processes may share this GPU; a run may want it to itself
+        slot = GpuSlot(client, host, self.request.hostname or host, device)
+        whole = bool((config.get("train") or {}).get("whole_gpu"))
+        if not retrying(f"run {run_id}: GPU slot", lambda: slot.enter(whole, run_id, _shutting_down)):
+            time.sleep(2.0)  # the device is held whole: hand the task back, after a pause, not in a spin
+            raise Reject("the GPU is held by a whole-GPU run", requeue=True)
+    try:
+        return _attempt(self, client, host, run_id, config, slot)
+    finally:
+        if slot is not None:
+            try:
+                slot.leave()
+            except REDIS_DOWN:
+                pass  # its marks expire on their own
+
+
+def _attempt(self, client: redis.Redis, host: str, run_id: str, config: dict, slot: GpuSlot | None) -> str:
     lease = Lease(client, run_id, worker=f"{self.request.hostname or host}:{os.getpid()}", host=host,
                   ttl_seconds=settings.lease_ttl_seconds)
     claim = retrying(f"run {run_id}: claim", lease.claim)
@@ -156,7 +177,7 @@ def train_run(self, run_id: str, config: dict) -> str:
         log.info("run %s: not started (%s)", run_id, claim)
         return claim
     presence.current.update(run=run_id, attempt=lease.attempt)
-    watch = RunWatch(lease, client, run_id, Deadline.from_timelimit(self.request.timelimit))
+    watch = RunWatch(lease, client, run_id, Deadline.from_timelimit(self.request.timelimit), slot)
     watch.start()
     files = RunFiles(run_id, settings.artifacts_dir / run_id, settings.server_url, settings.worker_token,
                      settings.redis_retry_seconds)

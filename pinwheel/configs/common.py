@@ -94,3 +94,5 @@ class TrainConfig(Strict):
     frame_every_steps: int = Field(25, ge=1, le=10_000_000, description="a frame at least every K steps")
     frame_every_seconds: float = Field(0.5, gt=0, le=3600, description="and at least every T seconds")
     checkpoint_every_seconds: float = Field(30.0, gt=0, le=7 * 24 * 3600)
+    whole_gpu: bool = Field(False, description="a GPU to itself: runs on a GPU worker with no other run on its "
+                            "device (workers may share a GPU, PINWHEEL_RUNS_PER_GPU)")

@@ -44,3 +44,34 @@ def test_a_cuda_run_waits_for_a_gpu_worker_and_the_worker_list_shows_who_runs_wh
         assert busy["gpu0"]["run"] in (gpu_run, None) and set(busy["gpu0"]["queues"]) == {"gpu", "celery"}
     finally:
         stack.stop()
+
+
+def test_a_whole_gpu_run_waits_for_the_device_to_empty_and_keeps_it_to_itself(tmp_path, artifacts_dir):
+    """Two worker processes share 'GPU 7' (PINWHEEL_RUNS_PER_GPU=2; trained on the CPU here)."""
+    from datetime import datetime
+
+    stack = FaultStack(tmp_path, artifacts_dir, "whole-gpu")
+    shared = {"CUDA_VISIBLE_DEVICES": "7", "PINWHEEL_DEVICE": "cpu"}
+
+    def run(whole: bool, steps: int) -> dict:
+        train = {**TINY_RUN["config"]["train"], "device": "cuda", "whole_gpu": whole, "steps": steps}
+        return {"preset": TINY_RUN["preset"], "config": {**TINY_RUN["config"], "train": train}}
+
+    def span(run_id: str) -> tuple[datetime, datetime]:
+        r = stack.run(run_id)
+        return datetime.fromisoformat(r["attempts"][0]["started_at"]), datetime.fromisoformat(r["finished_at"])
+    try:
+        stack.start_worker("-Q", "gpu,celery", name="gpu0-1@%h", **shared)
+        first = stack.api.post("/api/runs", json=run(False, 2000)).json()["id"]
+        stack.wait_for(first, lambda r: r["status"] == "running", 60, "the shared-GPU run did not start")
+        stack.start_worker("-Q", "gpu-whole,gpu,celery", name="gpu0@%h", **shared)
+        whole = stack.api.post("/api/runs", json=run(True, 2000)).json()["id"]
+        stack.wait_for(whole, lambda r: r["status"] == "running", 120, "the whole-GPU run did not start")
+        later = stack.api.post("/api/runs", json=run(False, 300)).json()["id"]  # must wait for the whole run
+        for r in (first, whole, later):
+            stack.wait_for(r, lambda x: x["status"] == "succeeded", 240, f"run {r} did not finish")
+        assert span(whole)[0] >= span(first)[1], "the whole-GPU run started while another ran on its device"
+        assert span(later)[0] >= span(whole)[1], "a run shared the device with a whole-GPU run"
+        assert stack.run(whole)["attempts"][0]["worker"].startswith("gpu0@")
+    finally:
+        stack.stop()

@@ -26,5 +26,5 @@ def test_several_workers_share_each_gpu_and_only_gpu_workers_take_the_gpu_queue(
     specs = worker_specs(["0", "MIG-abc"], runs_per_gpu=2, prefix="box-")
     assert [name for name, _, _ in specs] == ["box-gpu0", "box-gpu0-1", "box-gpu1", "box-gpu1-1"]
     assert [env["CUDA_VISIBLE_DEVICES"] for _, _, env in specs] == ["0", "0", "MIG-abc", "MIG-abc"]
-    assert all(queues == ["gpu", "celery"] for _, queues, _ in specs)
+    assert [queues for _, queues, _ in specs] == [["gpu-whole", "gpu", "celery"], ["gpu", "celery"]] * 2
     assert worker_specs([], runs_per_gpu=4) == [("celery", ["celery"], {"CUDA_VISIBLE_DEVICES": ""})]
