@@ -13,9 +13,10 @@
 
 What the loop pays: run.log checks the shapes (a wrong one raises LogArgumentError naming the
 argument, before anything is sent) and copies the arrays; everything else — panels (the project's
-own producers), JSON, HTTP — happens on one background thread at low priority. When that thread
-is slower than the loop, a newer frame replaces the waiting one (its metrics are averaged into
-the newer frame's, as the worker averages metrics between frames), so run.log never blocks.
+own producers), JSON, HTTP — happens in a sender process at nice 19 (pinwheel/_client_sender.py),
+fed by one background thread through a pipe, so nothing shares the loop's GIL. When the sender is
+slower than the loop, a newer frame replaces the waiting one (its metrics are averaged into the
+newer frame's, as the worker averages metrics between frames), so run.log never blocks.
 Nothing here imports torch; tensors are copied to numpy through their own methods.
 """
 from __future__ import annotations
