@@ -152,7 +152,10 @@ def main() -> int:
     try:
         for i, fault in enumerate(faults):
             run = get(api, f"/api/runs/{current}") if current else None
-            if run is None or run["status"] not in ("queued", "running") or run["progress"] > 0.6:
+            # a fresh run every two faults: a run that loses its worker PINWHEEL_MAX_LOST_ATTEMPTS (5)
+            # times ends failed on purpose, and that is not what this measures
+            if (run is None or run["status"] not in ("queued", "running") or run["progress"] > 0.6
+                    or sum(r["run"] == current for r in recoveries) >= 2):
                 current = post(api, "/api/runs", RUN)["id"]
                 runs[current] = TimedFollower(launcher.url, current, timeout=1800)
                 runs[current].start()
