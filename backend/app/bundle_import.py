@@ -286,13 +286,18 @@ def _record(z, infos) -> BundleRecord:
         raise bad(f"record.json: {first['field']}: {first['msg']}") from None
 
 
-def _config(z, infos) -> RunConfig:
+def _config(z, infos, external: bool) -> tuple[dict, int, str]:
+    """(config as stored, total steps, what to call the run). A run logged by the user's own code
+    (pinwheel.log) carries the user's config, not a preset's: kept as the JSON object it is."""
     raw = _json(z, infos, "config.json", dict)
+    if external:
+        return raw, 0, "external run"
     try:
-        return RunConfig.model_validate(raw)
+        config = RunConfig.model_validate(raw)
     except ValidationError as exc:
         first = field_errors(exc, raw)[0]
         raise bad(f"config.json: {first['field']}: {first['msg']}") from None
+    return config.model_dump(mode="json"), config.train.steps, config.model.kind
 
 
 def import_bundle(path: Path, artifacts_dir: Path, max_total: int, session, who) -> Run:
@@ -307,7 +312,8 @@ def import_bundle(path: Path, artifacts_dir: Path, max_total: int, session, who)
         with z:
             infos = _infos(z, max_total)
             record = _record(z, infos)
-            config = _config(z, infos)
+            external = (record.provenance or {}).get("origin") == "external"
+            config, total_steps, kind = _config(z, infos, external)
             environment = _json(z, infos, "environment.json", dict) if "environment.json" in infos else {}
             final = _json(z, infos, "final_frame.json", dict) if "final_frame.json" in infos else {}
             if "filters.png" in infos:
@@ -330,8 +336,8 @@ def import_bundle(path: Path, artifacts_dir: Path, max_total: int, session, who)
                                       "imported_by": who.name,
                                       "imported_at": dt.datetime.now(dt.timezone.utc).isoformat()}
             run = Run(id=run_id, status=record.status if record.status in TERMINAL_STATUSES else "cancelled",
-                      preset=record.preset, title=(record.title or "").strip() or config.model.kind,
-                      config=config.model_dump(mode="json"), step=0, total_steps=config.train.steps,
+                      preset=record.preset, title=(record.title or "").strip() or kind,
+                      config=config, step=0, total_steps=total_steps,
                       wall_time=0.0, metrics={}, environment=environment, error=record.error, frame_count=0,
                       last_event_id=None, launched_by=who.name, tags=record.tags or [], notes=notes,
                       notes_html=render_markdown(notes), provenance=provenance,
@@ -344,6 +350,7 @@ def import_bundle(path: Path, artifacts_dir: Path, max_total: int, session, who)
                             .values(panels=json.dumps(final)))
             run.step, run.wall_time, run.metrics = last["step"], last["wall_time"], last["metrics"]
             run.frame_count, run.last_event_id = count, f"{count}-0"
+            run.total_steps = run.total_steps or run.step  # an external run's length is what it logged
         if staging.exists():
             staging.rename(artifacts_dir / run_id)
         session.commit()

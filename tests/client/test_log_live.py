@@ -47,7 +47,12 @@ def test_logged_run_has_frames_panels_weights_and_record(stack, api):
     assert weights.status_code == 200
     with np.load(io.BytesIO(weights.content), allow_pickle=False) as w:
         assert w["W_d"].shape == (64, 16)
-    assert api.get(f"/api/runs/{run.id}/bundle.zip").status_code == 200
+    bundle = api.get(f"/api/runs/{run.id}/bundle.zip")
+    assert bundle.status_code == 200
+    imported = api.post("/api/bundles", content=bundle.content, headers={"Content-Type": "application/zip"})
+    assert imported.status_code == 201, imported.text  # an external run's bundle imports like any other
+    copy = imported.json()
+    assert copy["config"] == {"lam": 0.3} and copy["total_steps"] == 100 and copy["frame_count"] == len(frames)
 
 
 def test_bad_arrays_are_refused_before_anything_is_sent(stack, api):
