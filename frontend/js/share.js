@@ -148,8 +148,10 @@ export function runTools(run) {
       catch (err) { status.textContent = err.message; }
       finally { shareBtn.disabled = false; }
     });
-    const clone = el("a", { id: "clone-run", href: `#/clone/${run.id}`, title: "the launch form with this run's config" }, "Clone");
-    root.append(shareBtn, shareOut, manager.root, clone);
+    root.append(shareBtn, shareOut, manager.root);
+    if (run.provenance?.origin !== "external") { // a run of the user's own code has no preset config to launch again
+      root.append(el("a", { id: "clone-run", href: `#/clone/${run.id}`, title: "the launch form with this run's config" }, "Clone"));
+    }
   }
   root.append(link("export-html", `/api/runs/${run.id}/export.html`, "HTML", "a self-contained page that opens offline"),
     link("export-bundle", `/api/runs/${run.id}/bundle.zip`, "Bundle", "config, metrics, filters, weights, checkpoint"),

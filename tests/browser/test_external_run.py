@@ -69,4 +69,5 @@ def test_example_run_page_shows_its_filters_on_the_timeline(stack, api, page, ex
     assert np.abs(first - last).mean() > 2  # the filters changed over the run and the timeline shows both
     for kind in ("reconstructions", "sparsity"):
         wait_drawn(page, kind, steps[0])
+    assert page.locator("#clone-run").count() == 0  # no preset config to launch again
     page.screenshot(path=str(artifacts_dir / "external_run_page.png"), timeout=120_000)

@@ -126,3 +126,26 @@ def test_a_sweep_over_the_members_limit_queues_nothing(api):
     res = api.post("/api/sweeps", json={"preset": "topographic-natural", "grid": {"train.seed": list(range(21))}})
     assert res.status_code == 429 and res.json()["detail"].startswith("runs: a sweep of 21")
     assert len(api.get("/api/runs", params={"limit": 1000}).json()) == before
+
+
+def test_a_random_sweep_from_the_launch_form(stack, api, page):
+    page.goto(stack["url"] + "/#/")
+    page.locator("#launch-form [data-path='model.units']").wait_for(timeout=15_000)
+    for path, value in {"model.units": "64", "model.groups.pool": "4", "model.groups.stride": "2",
+                        "data.pool_size": "2000", "train.steps": "40", "train.batch_size": "64"}.items():
+        page.locator(f"#launch-form [data-path='{path}']").fill(value)
+    page.locator("#sweep-controls summary").click()
+    page.locator("#sweep-grid").fill("model.lam~x:0.5")
+    page.locator("#sweep-launch").click()
+    assert page.locator("#sweep-error").inner_text() == "line 1: model.lam: low and high must be numbers"
+    page.locator("#sweep-grid").fill("model.lam~0.05:0.5:log")
+    page.locator("#sweep-samples").fill("3")
+    page.locator("#sweep-launch").click()
+    page.wait_for_function("() => /^#\\/sweeps\\/[0-9a-f]{12}$/.test(location.hash)", timeout=30_000)
+    page.wait_for_function("() => document.querySelectorAll('#sweep-table tbody tr').length === 3", timeout=30_000)
+    run_ids = page.evaluate("() => [...document.querySelectorAll('#sweep-table tbody tr')].map((tr) => tr.dataset.run)")
+    runs = [wait_for_status(api, rid, ("succeeded", "running", "queued"), timeout=60) for rid in run_ids]
+    lams = [r["config"]["model"]["lam"] for r in runs]
+    assert all(0.05 <= lam <= 0.5 for lam in lams) and len(set(lams)) == 3
+    for rid in run_ids:
+        api.post(f"/api/runs/{rid}/cancel")
