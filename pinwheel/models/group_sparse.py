@@ -86,7 +86,7 @@ class GroupSparseAE(PinwheelModel):
         layout: dict = {"type": "list"}
         g = self.groups
         if g.grid is not None:
-            layout = {"type": "grid", "rows": g.grid[0], "cols": g.grid[1]}
+            layout = {"type": "grid", "rows": g.grid[0], "cols": g.grid[1], "wrap": g.kind == "torus_2d"}
         elif g.parents is not None:
             layout = {"type": "tree", "parents": g.parents.tolist()}
         return {"filters": numpy(self.W_d.T).reshape(-1, h, w), "layout": layout}

@@ -198,7 +198,8 @@ class LateralInhibition(PinwheelModel):
         if self.parents is not None:
             layout = {"type": "tree", "parents": self.parents.tolist()}
         else:
-            layout = {"type": "grid", "rows": self.grid[0], "cols": self.grid[1]}
+            layout = {"type": "grid", "rows": self.grid[0], "cols": self.grid[1],
+                      "wrap": bool(getattr(self.config.mask, "wrap", False))}
         return {"filters": numpy(self.W_d.T).reshape(-1, h, w), "layout": layout}
 
     def weights(self) -> dict[str, np.ndarray]:

@@ -198,7 +198,8 @@ class LocalFiltersAE(PinwheelModel):
         own_fields = len(np.unique(positions, axis=0)) == len(positions)
         return {"filters": numpy(self.layer.W_d).reshape(-1, k, k),
                 "layout": {"type": "positions" if own_fields else "grid", "positions": positions.tolist(),
-                           "image_shape": list(self.input_shape), "rows": self.side, "cols": self.side}}
+                           "image_shape": list(self.input_shape), "rows": self.side, "cols": self.side,
+                           "wrap": False}}  # the unit grid over an image has edges
 
     def weights(self) -> dict[str, np.ndarray]:
         return {"W_e": numpy(self.layer.W_e), "W_d": numpy(self.layer.W_d), "b": numpy(self.layer.b),

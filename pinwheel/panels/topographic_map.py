@@ -52,10 +52,11 @@ def produce(model, probe_x) -> dict | None:
     if shape is None:
         return None  # no spatial layout: the measure is undefined, so no panel (see module doc)
     rows, cols = shape
-    on_grid = layout["type"] == "grid"  # a unit grid wraps (torus); fields on an image do not
+    on_grid = layout["type"] == "grid"
+    wrap = bool(layout.get("wrap", False))  # a torus wraps; a plain grid and fields on an image do not
     omap = topography.orientation_map(filters, (rows, cols))
     pins = topography.find_pinwheels(omap.theta)
-    summary = topography.summarise(omap, wrap=on_grid, pins=pins)
+    summary = topography.summarise(omap, wrap=wrap, pins=pins)
     theta, sel = np.mod(omap.theta, np.pi), omap.selectivity
     pw = [[round(float(p.row), 2), round(float(p.col), 2), int(p.handedness)] for p in pins]
     lam, rho, smooth = summary.spacing, summary.density, summary.smoothness

@@ -308,3 +308,24 @@ def test_a_kind_whose_producer_returns_none_is_left_out(monkeypatch):
     for step in (1, 2):  # also with reuse between intervals (a None is never cached and re-sent)
         panels = produce_panels(model, probe, step=step)
         assert "sparsity" not in panels and "filter_grid" in panels
+
+
+@pytest.mark.parametrize("preset,override,wraps", [
+    ("topographic-natural", {"data": {"pool_size": 1000}, "model": {"units": 64}}, True),  # a torus
+    ("pinwheels-local", {"data": {"pool_size": 200}}, False),  # units over an image: edges
+    ("lateral-2d", {"data": {"pool_size": 1000}, "model": {"units": 64, "row_sum": 10.0,
+                                                           "mask": {"kind": "grid", "radius": 1.5, "wrap": False}}}, False),
+])
+def test_map_smoothness_wraps_only_on_a_torus(preset, override, wraps):
+    """Smoothness over neighbours across opposite edges belongs to a torus only (it was applied to
+    every unit grid, the local filters' included)."""
+    from pinwheel.analysis import topography
+
+    model, probe, _ = preset_model(preset, override)
+    tm = produce_panels(model, probe)["topographic_map"]
+    bank = model.filter_bank()
+    omap = topography.orientation_map(np.asarray(bank["filters"]), (tm["rows"], tm["cols"]))
+    expected = topography.summarise(omap, wrap=wraps).smoothness
+    assert tm["smoothness"] == pytest.approx(round(float(expected), 4))
+    other = topography.summarise(omap, wrap=not wraps).smoothness
+    assert round(float(other), 4) != round(float(expected), 4)  # the two readings differ here
