@@ -159,9 +159,12 @@ def test_timeline_scrub_keys_and_play(stack, page, finished_run):
     page.wait_for_function("() => document.querySelector('#view').dataset.playing === '0'", timeout=5000)
     seen = page.evaluate("() => window.__seen")
     assert len(set(seen)) >= len(steps) // 2 and seen == sorted(seen)
-    # never the whole history in the tab: the cache is bounded
-    assert page.evaluate("() => performance.getEntriesByType('resource').filter(r => r.name.includes('/frames?')"
-                         " && !r.name.includes('panels=false')).length") < len(steps)
+    # never the whole history in the tab: image frames come a few at a time around the cursor (how
+    # many requests that takes depends on how fast the server answers, so their count is not asserted)
+    limits = page.evaluate("() => performance.getEntriesByType('resource').map(r => r.name)"
+                           ".filter(n => n.includes('/frames?') && !n.includes('panels=false'))"
+                           ".map(n => +new URL(n).searchParams.get('limit'))")
+    assert limits and max(limits) <= 9 < len(steps), limits
 
 
 def test_live_follow_scrub_away_and_rejoin(stack, api, page):

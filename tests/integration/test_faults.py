@@ -66,8 +66,8 @@ def test_killed_worker_resumes_on_another_with_one_clean_history(stack):
     assert [a["attempt"] for a in run["attempts"]] == [1, 2]
     assert "lease expired" in run["attempts"][0]["ended"] or "taken over" in run["attempts"][0]["ended"]
     assert run["attempts"][1]["resumed_from_step"] > 0 and run["attempts"][1]["ended"] == "succeeded"
-    redone = follower.redone()
-    assert redone and all(seconds <= CHECKPOINT_EVERY + 2.0 for _, seconds in redone), redone
+    redone = follower.redone()  # empty when the kill came before any frame past the checkpoint
+    assert all(seconds <= CHECKPOINT_EVERY + 2.0 for _, seconds in redone), redone
 
 
 def test_redis_killed_mid_run_is_waited_out(stack):
