@@ -31,7 +31,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     async def lifespan(app: FastAPI):
         persister = None
         if settings.persist_frames:
-            persister = Persister(settings.redis_url, app.state.sessions, settings.consumer_name)
+            persister = Persister(settings.redis_url, app.state.sessions, settings.consumer_name,
+                                  frames_keep=settings.frames_keep, frames_keep_recent=settings.frames_keep_recent)
             persister.start()
         reaper = Reaper(settings, app.state.sessions, app.state.queue) if settings.run_reaper else None
         if reaper is not None:

@@ -127,8 +127,10 @@ def apply_entry(session, run: Run, event_id: str, fields: dict) -> None:
 
 
 class Persister(threading.Thread):
-    def __init__(self, redis_url: str, sessions, consumer: str | None = None, claim_idle_ms: int = 30_000):
+    def __init__(self, redis_url: str, sessions, consumer: str | None = None, claim_idle_ms: int = 30_000,
+                 frames_keep: int = 1000, frames_keep_recent: int = 100):
         super().__init__(name="frame-persister", daemon=True)
+        self.frames_keep, self.frames_keep_recent = frames_keep, frames_keep_recent  # the app's Settings
         self.redis = redis.Redis.from_url(redis_url, socket_timeout=10)
         self.sessions = sessions
         self.consumer = consumer or f"{socket.gethostname()}-{os.getpid()}"
@@ -204,7 +206,7 @@ class Persister(threading.Thread):
                         apply_entry(s, run, event_id, fields)
                 try:
                     s.commit()
-                    if thin_run(s, run_id):  # long runs: older frames thinned evenly
+                    if thin_run(s, run_id, self.frames_keep, self.frames_keep_recent):  # long runs: thinned evenly
                         s.commit()
                 except IntegrityError:  # a peer stored the same entries first
                     s.rollback()

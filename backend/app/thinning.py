@@ -37,14 +37,9 @@ def frames_to_drop(steps: list[int], keep: int, recent: int) -> list[int]:
     return [j for j in range(len(older)) if j not in kept]
 
 
-def thin_run(session, run_id: str, keep: int | None = None, recent: int | None = None) -> int:
-    """Delete the frames `frames_to_drop` names for one run (caller commits). Returns how many."""
-    if keep is None or recent is None:
-        from .settings import get_settings
-
-        settings = get_settings()
-        keep = settings.frames_keep if keep is None else keep
-        recent = settings.frames_keep_recent if recent is None else recent
+def thin_run(session, run_id: str, keep: int, recent: int) -> int:
+    """Delete the frames `frames_to_drop` names for one run (caller commits). Returns how many.
+    keep/recent come from the app's own Settings (frames_keep, frames_keep_recent), passed in."""
     count = session.scalar(select(func.count()).select_from(Frame).where(Frame.run_id == run_id))
     if count <= 2 * keep:  # the common case: one indexed count a batch
         return 0

@@ -84,3 +84,23 @@ def test_an_entry_whose_delivery_was_lost_in_a_redis_outage_is_stored(tmp_path):
         persister.join()
         server.send_signal(signal.SIGKILL)
         server.wait()
+
+
+def test_the_apps_own_frame_keeping_settings_thin_its_runs(tmp_path, redis_url):
+    """create_app(Settings(frames_keep=…)) is obeyed by its persister (it read the global settings)."""
+    from fastapi.testclient import TestClient
+
+    from backend.app.main import create_app
+    from backend.app.settings import Settings
+
+    settings = Settings(redis_url=redis_url, database_url=f"sqlite:///{tmp_path / 'db.sqlite'}",
+                        frames_keep=3, frames_keep_recent=1, run_reaper=False)
+    app = create_app(settings)
+    with TestClient(app):  # the lifespan starts the persister
+        run_id, client = new_run(app.state.sessions), redis.Redis.from_url(redis_url)
+        ensure_group(client, run_id)
+        for step in range(20):
+            client.xadd(stream_key(run_id), frame(step))
+        services.wait_until(lambda: 19 in stored(app.state.sessions, run_id), 30, "the frames stored")
+        steps = stored(app.state.sessions, run_id)
+    assert len(steps) <= 2 * 3 and steps[0] == 0 and steps[-1] == 19, steps  # thinned to the app's own limit
