@@ -53,7 +53,21 @@ def test_invalid_config_is_422_naming_the_field(client):
 def test_unknown_preset_and_run_are_404(client):
     assert client.post("/api/runs", json={"preset": "nope"}).status_code == 404
     assert client.get("/api/runs/" + "0" * 32).status_code == 404
-    assert client.get("/api/runs/../../etc/passwd/weights.npz").status_code == 404
+
+
+def test_weights_route_refuses_a_traversal_run_id(client, tmp_path):
+    """A run id is never turned into a path unchecked. httpx drops literal `..` segments before
+    sending, so the dots go percent-encoded (`%2e%2e`): Starlette decodes them into the route's
+    `run_id`, and a run row with that id exists, so the request reaches the route's own check.
+    Without it, artifacts_dir / ".." / "weights.npz" would be served."""
+    (tmp_path / "artifacts").mkdir(exist_ok=True)
+    (tmp_path / "weights.npz").write_bytes(b"outside the artifacts folder")  # artifacts_dir/../weights.npz
+    with client.app.state.sessions() as s:
+        s.add(Run(id="..", status="finished", title="t", config={}, total_steps=1, metrics={}, environment={}))
+        s.commit()
+    res = client.get("/api/runs/%2e%2e/weights.npz")
+    assert res.status_code == 404 and res.json()["detail"] == "run_id: malformed"
+    assert b"outside" not in res.content
 
 
 def test_redis_unreachable_is_503_and_no_half_created_run(tmp_path):
