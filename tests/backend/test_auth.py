@@ -1,6 +1,7 @@
 """Who may do what: tokens, members, share links and read tickets (in process, real Redis)."""
 from __future__ import annotations
 
+import hashlib
 import re
 
 import pytest
@@ -137,15 +138,30 @@ def test_read_tickets_reach_one_run_and_die_with_their_share(world):
     assert c.get(f"/api/runs/{own}/bundle.zip", params={"ticket": ADMIN_TOKEN}).status_code == 401
 
 
-def test_tokens_are_compared_in_constant_time(world, monkeypatch):
-    """Every secret comparison goes through hmac.compare_digest (admin, member and share tokens)."""
+def test_token_decisions_rest_on_compare_digest_of_the_sha256(world, monkeypatch):
+    """What is guaranteed: a token is hashed (SHA-256) before any comparison, the raw token never
+    meets a stored secret, and the accept/refuse decision *is* hmac.compare_digest's answer for
+    admin, member and share tokens (with compare_digest saying "no", every one is refused). The
+    stored-row lookup is by the digest, so its timing says nothing about the token itself."""
     from backend.app import auth
 
-    calls = []
+    tokens = (ADMIN_TOKEN, world["alice"]["token"], world["share"]["token"])
+    calls, verdict = [], {"answer": None}
     real = auth.hmac.compare_digest
-    monkeypatch.setattr(auth.hmac, "compare_digest", lambda a, b: calls.append((a, b)) or real(a, b))
+
+    def recording(a, b):
+        calls.append((a, b))
+        return real(a, b) if verdict["answer"] is None else verdict["answer"]
+
+    monkeypatch.setattr(auth.hmac, "compare_digest", recording)
     with world["c"].app.state.sessions() as s:
-        for token in (ADMIN_TOKEN, world["alice"]["token"], world["share"]["token"]):
+        for token in tokens:
             before = len(calls)
             assert auth.principal_for_token(token, ADMIN_TOKEN, s) is not None
-            assert any(auth.hash_token(token) in pair for pair in calls[before:])
+            digest = auth.hash_token(token)
+            assert digest == hashlib.sha256(token.encode()).hexdigest()
+            assert any(a == b == digest for a, b in calls[before:]), "the accepting comparison is digest vs digest"
+            assert all(token not in (a, b) for a, b in calls), "a raw token was compared"
+        verdict["answer"] = False  # compare_digest refuses: the token must be refused, whatever else matched
+        for token in tokens:
+            assert auth.principal_for_token(token, ADMIN_TOKEN, s) is None, token[:6]
