@@ -80,3 +80,38 @@ def browser():
         b = p.chromium.launch(executable_path=os.environ.get("CHROMIUM", "/usr/bin/chromium"), args=CHROMIUM_ARGS)
         yield b
         b.close()
+
+
+@pytest.fixture
+def page(request, browser, login):
+    """A logged-in Chromium page that fails the test on any uncaught page error. A test module may set
+    PAGE_OPTIONS (new_page keyword arguments, e.g. its viewport or accept_downloads) over the defaults."""
+    options = {"viewport": {"width": 1400, "height": 1000}, **getattr(request.module, "PAGE_OPTIONS", {})}
+    p = browser.new_page(**options)
+    errors: list[str] = []
+    p.on("pageerror", lambda e: errors.append(str(e)))
+    login(p)
+    yield p
+    p.close()
+    assert not errors, errors
+
+
+class Recorder:
+    """The training loop's callbacks, recorded: frames, checkpoints (state, weights), and a stop
+    after a given step. `weights` is the last checkpoint's weights."""
+
+    def __init__(self, stop_after: int | None = None):
+        self.frames, self.checkpoints, self.stop_after = [], [], stop_after
+
+    @property
+    def weights(self):
+        return self.checkpoints[-1][1] if self.checkpoints else None
+
+    def on_frame(self, frame):
+        self.frames.append(frame)
+
+    def on_checkpoint(self, state, weights):
+        self.checkpoints.append((state, weights))
+
+    def should_stop(self):
+        return self.stop_after is not None and self.frames[-1]["step"] >= self.stop_after

@@ -30,17 +30,6 @@ def example_run(stack):
     return run_id
 
 
-@pytest.fixture
-def page(browser, login):
-    p = browser.new_page(viewport={"width": 1400, "height": 1000})
-    errors: list[str] = []
-    p.on("pageerror", lambda e: errors.append(str(e)))
-    login(p)
-    yield p
-    p.close()
-    assert not errors, errors
-
-
 def wait_drawn(page, kind: str, step: int) -> None:
     page.wait_for_function(f"s => +{CANVAS.format(kind=kind)}?.dataset.drawnStep === s", arg=step, timeout=30_000)
 

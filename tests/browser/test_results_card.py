@@ -60,15 +60,7 @@ def runs(stack):
     return out
 
 
-@pytest.fixture
-def page(browser, login):
-    p = browser.new_page(viewport={"width": 1440, "height": 1000})
-    errors: list[str] = []
-    p.on("pageerror", lambda e: errors.append(str(e)))
-    login(p)
-    yield p
-    p.close()
-    assert not errors, errors
+PAGE_OPTIONS = {"viewport": {"width": 1440, "height": 1000}}
 
 
 def lookup(panels: dict, path: str):

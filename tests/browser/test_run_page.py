@@ -32,15 +32,7 @@ def finished_run(stack):
     return {**run, "steps": [f["step"] for f in frames]}
 
 
-@pytest.fixture
-def page(browser, login):
-    p = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
-    errors: list[str] = []
-    p.on("pageerror", lambda e: errors.append(str(e)))
-    login(p)
-    yield p
-    p.close()
-    assert not errors, errors
+PAGE_OPTIONS = {"accept_downloads": True}  # the page fixture (tests/conftest.py)
 
 
 def drawn_step(page, kind: str) -> int | None:

@@ -22,17 +22,6 @@ def config(tmp_path, stack):
     return path
 
 
-@pytest.fixture
-def page(browser, login):
-    p = browser.new_page(viewport={"width": 1400, "height": 1000})
-    errors: list[str] = []
-    p.on("pageerror", lambda e: errors.append(str(e)))
-    login(p)
-    yield p
-    p.close()
-    assert not errors, errors
-
-
 def table(page) -> list[dict]:
     return page.evaluate("""() => [...document.querySelectorAll('#sweep-table tbody tr')].map((tr) => {
         const row = {id: tr.dataset.run};

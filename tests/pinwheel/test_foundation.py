@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from tests.conftest import Recorder
 from pinwheel import groups
 from pinwheel.configs import PRESETS, RunConfig, deep_merge
 from pinwheel.data import natural
@@ -51,20 +52,6 @@ def tiny_config(**train) -> RunConfig:
     return RunConfig.model_validate(deep_merge(PRESETS[0]["config"], {
         "data": {"pool_size": 1000}, "model": {"units": 16, "groups": {"pool": 2, "stride": 2}},
         "train": {"steps": 60, "batch_size": 32, "frame_every_steps": 20, "frame_every_seconds": 100, **train}}))
-
-
-class Recorder:
-    def __init__(self, stop_after: int | None = None):
-        self.frames, self.checkpoints, self.stop_after = [], [], stop_after
-
-    def on_frame(self, frame):
-        self.frames.append(frame)
-
-    def on_checkpoint(self, state, weights):
-        self.checkpoints.append((state, weights))
-
-    def should_stop(self):
-        return self.stop_after is not None and self.frames[-1]["step"] >= self.stop_after
 
 
 def test_loop_emits_frames_on_cadence_and_exports_weights():

@@ -11,6 +11,7 @@ import pytest
 import torch
 
 from bench.step_check import HostSyncGuard, build, preset_config, run_steps
+from tests.conftest import Recorder
 from pinwheel import groups, inference
 from pinwheel.configs import PRESETS, RunConfig, deep_merge, preset_by_id
 from pinwheel.data import Dataset
@@ -135,20 +136,6 @@ def test_batches_on_the_cpu_are_drawn_as_before():
 
 
 # ---- the augmentation draws from the run's generator: a resumed run is the straight run ---------------
-
-class Recorder:
-    def __init__(self, stop_after: int | None = None):
-        self.frames, self.checkpoints, self.stop_after = [], [], stop_after
-
-    def on_frame(self, frame):
-        self.frames.append(frame)
-
-    def on_checkpoint(self, state, weights):
-        self.checkpoints.append((state, weights))
-
-    def should_stop(self):
-        return self.stop_after is not None and self.frames[-1]["step"] >= self.stop_after
-
 
 def local_filters_config() -> RunConfig:
     return RunConfig.model_validate(deep_merge(preset_by_id("pinwheels-local")["config"], {

@@ -6,6 +6,7 @@ import pytest
 import torch
 from pydantic import ValidationError
 
+from tests.conftest import Recorder
 from pinwheel.analysis import unit_types
 from pinwheel.configs import RunConfig, deep_merge, preset_by_id
 from pinwheel.configs.drsae import DrSAEConfig
@@ -100,20 +101,6 @@ def test_impossible_configs_are_refused_naming_the_field(cls, bad, field):
 def test_drsae_needs_labelled_data():
     with pytest.raises(ValidationError, match="data.kind"):
         RunConfig.model_validate({"model": {"kind": "drsae"}, "data": {"kind": "natural_patches"}})
-
-
-class Recorder:
-    def __init__(self):
-        self.frames, self.weights = [], None
-
-    def on_frame(self, frame):
-        self.frames.append(frame)
-
-    def on_checkpoint(self, state, weights):
-        self.weights = weights
-
-    def should_stop(self):
-        return False
 
 
 TINY = {

@@ -9,6 +9,7 @@ import torch
 from pydantic import ValidationError
 from scipy.optimize import minimize
 
+from tests.conftest import Recorder
 from pinwheel import groups
 from pinwheel.analysis import topography as T
 from pinwheel.configs import RunConfig, deep_merge, preset_by_id
@@ -284,20 +285,6 @@ def test_invalid_configs_are_refused_naming_the_field(config, field):
 
 
 # ---- end to end: every preset, tiny -----------------------------------------------------------------
-
-class Recorder:
-    def __init__(self):
-        self.frames, self.weights = [], None
-
-    def on_frame(self, frame):
-        self.frames.append(frame)
-
-    def on_checkpoint(self, state, weights):
-        self.weights = weights
-
-    def should_stop(self):
-        return False
-
 
 TINY = {
     "conv-stack": ({"model": {"steps_per_layer": 6, "probe_train": 200, "probe_every_steps": 4},  # a probe every frame
