@@ -9,6 +9,7 @@ import { adminPage } from "./admin_page.js";
 import { workersPage } from "./workers_page.js";
 import { importPage } from "./import_page.js";
 import { sweepPage } from "./sweep_page.js";
+import { installShortcuts } from "./shortcuts.js";
 
 const view = document.getElementById("view");
 let current = null; // the page object that owns timers / event sources
@@ -87,5 +88,6 @@ async function route() {
   }
 }
 
+installShortcuts();
 window.addEventListener("hashchange", route);
 route();

@@ -20,9 +20,14 @@ export class Curves {
   _init(names) {
     this.names = names;
     const traces = names.map((n) => ({ x: [], y: [], name: n, mode: "lines", yaxis: RIGHT_AXIS.test(n) ? "y2" : "y" }));
+    // colours from the page's CSS variables: readable on the light and the dark theme alike
+    const css = getComputedStyle(document.documentElement);
+    const v = (name, fallback) => css.getPropertyValue(name).trim() || fallback;
+    const grid = v("--grid", "#e5e5ea");
     Plotly.newPlot(this.div, traces, {
-      margin: { t: 10, r: 50, b: 40, l: 55 }, xaxis: { title: { text: "step" } },
-      yaxis: { title: { text: "loss terms" }, type: "log" },
+      paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)", font: { color: v("--fg", "#1d1d1f") },
+      margin: { t: 10, r: 50, b: 40, l: 55 }, xaxis: { title: { text: "step" }, gridcolor: grid },
+      yaxis: { title: { text: "loss terms" }, type: "log", gridcolor: grid },
       // ticks of its own: an axis overlaying a log axis otherwise gets ticks at the log axis's places
       yaxis2: { title: { text: "fractions / rates" }, type: "linear", tickmode: "auto", nticks: 6, overlaying: "y",
                 side: "right", showgrid: false },

@@ -4,6 +4,7 @@
 import { api, el, formatDuration } from "./api.js";
 import { LaunchForm } from "./launch_form.js";
 import { resultLine } from "./results_card.js";
+import { bearer } from "./auth.js";
 
 const KEY_METRICS = ["loss", "reconstruction", "active_fraction", "test_error"];
 
@@ -117,9 +118,26 @@ function filterBar(onChange) {
   return { root, params, active, learn, tagChip, count: (n) => { shown.textContent = active() ? `${n} matching` : `${n} runs`; } };
 }
 
+// A visitor without a token (GET /api/me: anonymous) is told how to get in, not only refused.
+function loginHelp() {
+  const example = `${location.origin}${location.pathname}#/login?token=…`;
+  return el("div", { class: "panel login-help", id: "login-help" },
+    el("h2", {}, "Log in to see and launch runs"),
+    el("p", {}, "Pinwheel needs a token. Open the login URL that ", el("code", {}, "make run"),
+      " printed in its terminal, of the form ", el("code", {}, example), "."),
+    el("p", {}, "No such URL? Ask a lab admin for a member token (Admin page → new member), then open ",
+      el("code", {}, "#/login?token=<your token>"), " on this site."),
+    el("p", { class: "muted" }, "Got a share link instead? Open it as it is: it shows its one run without logging in."));
+}
+
 export async function listPage(view) {
   const root = el("div", { id: "list-page" });
   view.replaceChildren(root);
+  if (!localStorage.getItem("pinwheel.token")) {
+    let me = null;
+    try { me = await api.me(); } catch { /* shown as logged out */ }
+    if (!bearer() || !me || me.kind === "anonymous") { root.append(loginHelp()); return { close() {} }; }
+  }
   const [presets, schema] = await Promise.all([api.presets(), api.schema()]);
   const form = new LaunchForm(schema, {
     onSubmit: async (body) => { const run = await api.launch(body); location.hash = `#/runs/${run.id}`; },
@@ -149,14 +167,19 @@ export async function listPage(view) {
         card.append(el("div", { class: "error" }, err.message));
       }
     });
-    edit.addEventListener("click", () => { select(p, card); form.root.scrollIntoView({ behavior: "smooth" }); });
+    edit.addEventListener("click", () => { select(p, card); newRun.open = true; form.root.scrollIntoView({ behavior: "smooth" }); });
     cards.append(card);
   }
   const formTitle = el("h2", {}, "Configure a run");
   if (presets.length) select(presets[0], cards.firstChild);
   const table = el("table", { class: "runs" });
   const filters = filterBar(() => refresh().catch(() => {}));
-  root.append(el("h2", {}, "Launch a run"), cards, formTitle, form.root, el("h2", {}, "Runs"), filters.root, table);
+  // runs first; the preset cards and the launch form one click away (collapsed until asked for)
+  const newRun = el("details", { id: "new-run", class: "new-run" },
+    el("summary", { id: "new-run-toggle" }, el("span", { class: "button-like primary" }, "+ New run"),
+      el("span", { class: "muted" }, ` ${presets.length} presets or your own configuration`)),
+    el("h2", {}, "Launch a run"), cards, formTitle, form.root);
+  root.append(el("div", { class: "list-head" }, el("h2", {}, "Runs"), newRun), filters.root, table);
 
   const thumbs = new Map(); // run id → {step, src}: a finished run's thumbnail is fetched once
   async function thumbnail(run, img) {

@@ -14,6 +14,7 @@ def test_launch_watch_live_and_cancel(stack, browser, artifacts_dir, login):
     page.on("pageerror", lambda e: errors.append(str(e)))
     login(page)  # the printed admin URL (write actions need a token)
     page.goto(stack["url"] + "/")
+    page.locator("#new-run-toggle").click(timeout=15_000)  # the presets sit one click away, below "New run"
     launch = page.locator('button[data-preset="topographic-natural"]')
     launch.wait_for(timeout=15_000)
     launch.click()

@@ -61,6 +61,7 @@ def pixels(page, kind: str) -> dict:
 
 def test_launch_form_validates_in_the_browser_and_shows_server_errors_by_the_field(stack, page, artifacts_dir):
     page.goto(stack["url"] + "/#/")
+    page.locator("#new-run-toggle").click(timeout=15_000)  # the launch form opens from "New run"
     page.locator("#launch-form [data-path='model.units']").wait_for(timeout=15_000)
     # grouped by section, a kind selector for every union
     assert page.locator("#launch-form fieldset[data-section]").count() >= 4

@@ -91,6 +91,7 @@ def test_bad_sweeps_are_refused_naming_the_field(api, body, field):
 
 def test_sweep_from_the_launch_form(stack, api, page):
     page.goto(stack["url"] + "/#/")
+    page.locator("#new-run-toggle").click(timeout=15_000)  # the launch form opens from "New run"
     page.locator("#launch-form [data-path='model.units']").wait_for(timeout=15_000)
     small = {"model.units": "64", "model.groups.pool": "4", "model.groups.stride": "2", "data.pool_size": "2000",
              "train.steps": "40", "train.batch_size": "64"}
@@ -119,6 +120,7 @@ def test_a_sweep_over_the_members_limit_queues_nothing(api):
 
 def test_a_random_sweep_from_the_launch_form(stack, api, page):
     page.goto(stack["url"] + "/#/")
+    page.locator("#new-run-toggle").click(timeout=15_000)  # the launch form opens from "New run"
     page.locator("#launch-form [data-path='model.units']").wait_for(timeout=15_000)
     for path, value in {"model.units": "64", "model.groups.pool": "4", "model.groups.stride": "2",
                         "data.pool_size": "2000", "train.steps": "40", "train.batch_size": "64"}.items():
