@@ -65,31 +65,26 @@ class Launcher:
         self.proc.wait(timeout=180)
 
 
-def get(api: httpx.Client, path: str, **params):
-    """A GET that rides out a web restart."""
+def call(api: httpx.Client, method: str, path: str, **kwargs):
+    """A request that rides out a web restart: retried on connection errors and 5xx for up to 120 s."""
     deadline = time.monotonic() + 120
     while True:
         try:
-            res = api.get(path, params=params)
+            res = api.request(method, path, **kwargs)
             if res.status_code < 500:
                 return res.json()
         except httpx.HTTPError:
             if time.monotonic() > deadline:
                 raise
         time.sleep(0.2)
+
+
+def get(api: httpx.Client, path: str, **params):
+    return call(api, "GET", path, params=params)
 
 
 def post(api: httpx.Client, path: str, body: dict | None = None):
-    deadline = time.monotonic() + 120
-    while True:
-        try:
-            res = api.post(path, json=body)
-            if res.status_code < 500:
-                return res.json()
-        except httpx.HTTPError:
-            if time.monotonic() > deadline:
-                raise
-        time.sleep(0.2)
+    return call(api, "POST", path, json=body)
 
 
 def next_frame_after(follower: "TimedFollower", t: float, timeout: float = 120) -> float | None:
