@@ -186,18 +186,24 @@ def _control(client: redis.Redis, run: Run) -> Control:
     return Control(run_id=run.id, status=ended or run.status, should_stop=stop)
 
 
-async def _json_body(request: Request, model: type[BaseModel], limit: int) -> BaseModel:
-    """Read at most `limit` bytes (a chunked upload cannot slip past a Content-Length check), then validate."""
+async def _read_body(request: Request, limit: int, field: str) -> bytes:
+    """At most `limit` bytes (a chunked upload cannot slip past a Content-Length check), else a 413."""
     declared = request.headers.get("content-length")
     if declared and declared.isdigit() and int(declared) > limit:
-        raise HTTPException(413, detail=f"body: over the limit of {limit} bytes")
+        raise HTTPException(413, detail=f"{field}: over the limit of {limit} bytes")
     body = bytearray()
     async for chunk in request.stream():
         body.extend(chunk)
         if len(body) > limit:
-            raise HTTPException(413, detail=f"body: over the limit of {limit} bytes")
+            raise HTTPException(413, detail=f"{field}: over the limit of {limit} bytes")
+    return bytes(body)
+
+
+async def _json_body(request: Request, model: type[BaseModel], limit: int) -> BaseModel:
+    """Read at most `limit` bytes, then validate."""
+    body = await _read_body(request, limit, "body")
     try:
-        return model.model_validate_json(bytes(body) or b"{}")
+        return model.model_validate_json(body or b"{}")
     except ValidationError as exc:
         raise HTTPException(422, detail=[{"loc": ["body", *e["loc"]], "msg": e["msg"], "type": e["type"]}
                                          for e in exc.errors(include_url=False)]) from None
@@ -294,16 +300,12 @@ async def put_weights(run_id: str, request: Request, session: SessionDep, queue:
     """Plain numeric arrays (np.savez; object arrays refused: no pickle) → the run's weights.npz, so the
     weights download and the bundle work as for a preset run."""
     run = _own_external_run(run_id, session, who)
-    body = bytearray()
-    async for chunk in request.stream():
-        body.extend(chunk)
-        if len(body) > MAX_WEIGHTS_BYTES:
-            raise HTTPException(413, detail=f"weights: over the limit of {MAX_WEIGHTS_BYTES} bytes")
+    body = await _read_body(request, MAX_WEIGHTS_BYTES, "weights")
     try:
-        with zipfile.ZipFile(io.BytesIO(bytes(body))) as z:
+        with zipfile.ZipFile(io.BytesIO(body)) as z:
             if sum(i.file_size for i in z.infolist()) > 4 * MAX_WEIGHTS_BYTES:
                 raise ValueError("uncompressed arrays over the limit")
-        with np.load(io.BytesIO(bytes(body)), allow_pickle=False) as arrays:
+        with np.load(io.BytesIO(body), allow_pickle=False) as arrays:
             for name in arrays.files:
                 if not re.fullmatch(r"[\w.]{1,100}", name) or arrays[name].dtype.kind not in "biuf":
                     raise ValueError(f"array {name[:100]!r}: only numeric arrays are accepted")
@@ -312,7 +314,7 @@ async def put_weights(run_id: str, request: Request, session: SessionDep, queue:
     folder = settings.artifacts_dir / run.id  # run.id is our own 32-hex id, checked in _own_external_run
     folder.mkdir(parents=True, exist_ok=True)
     tmp = folder / "weights.npz.tmp"
-    tmp.write_bytes(bytes(body))
+    tmp.write_bytes(body)
     os.replace(tmp, folder / "weights.npz")
     keep(request.app.state.sessions, run.id, "weights.npz", folder / "weights.npz")  # for the other web hosts too
     try:
