@@ -163,6 +163,15 @@ def init_run(client: redis.Redis, run_id: str, attempt: int = 0) -> None:
     client.hsetnx(exec_key(run_id), "attempt", attempt)
 
 
+def requeue_forgotten(client: redis.Redis, run_id: str, attempt: int) -> None:
+    """A run the store says is active but Redis has no record of (its data lost): queued again at
+    the attempt the store knows, with a status saying why (the caller sends its task)."""
+    init_run(client, run_id, attempt=attempt)
+    data = _status_template("queued", lost_attempt=attempt or None,
+                            reason="Redis lost the run's queue entry; re-queued to resume from its checkpoint")
+    client.xadd(stream_key(run_id), {"type": "status", "data": data}, maxlen=STREAM_MAXLEN, approximate=True)
+
+
 def exec_state(client: redis.Redis, run_id: str) -> dict:
     return {_text(k): _text(v) for k, v in client.hgetall(exec_key(run_id)).items()}
 

@@ -19,13 +19,13 @@ import redis
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from pinwheel.protocol import PERSIST_GROUP, TERMINAL_STATUSES, stream_key
+from pinwheel.protocol import ACTIVE_STATUSES, PERSIST_GROUP, TERMINAL_STATUSES, stream_key
 
 from .store import Frame, Run
 from .thinning import thin_run
 
 log = logging.getLogger(__name__)
-ACTIVE = ("queued", "running")
+ACTIVE = ACTIVE_STATUSES
 
 
 def ensure_group(client: redis.Redis, run_id: str) -> None:

@@ -8,7 +8,6 @@ at the attempt number the store knows, so that the frames already stored stay th
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import threading
 import time
@@ -16,8 +15,7 @@ import time
 import redis
 from sqlalchemy import select
 
-from pinwheel.leases import init_run, reap
-from pinwheel.protocol import stream_key
+from pinwheel.leases import reap, requeue_forgotten
 
 from .persister import ACTIVE
 from .queue import Queue, QueueUnavailable
@@ -83,8 +81,7 @@ class Reaper(threading.Thread):
                 acted.append(run_id)
             elif result.outcome == "missing" and self._forgotten(status, created_at, now):
                 log.warning("run %s: Redis has no record of it (data lost?); re-queued", run_id)
-                init_run(self.redis, run_id, attempt=attempt or 0)
-                self.redis.xadd(stream_key(run_id), {"type": "status", "data": _queued_again(attempt)})
+                requeue_forgotten(self.redis, run_id, attempt or 0)
                 self._submit(run_id, config)
                 acted.append(run_id)
         return acted
@@ -106,9 +103,3 @@ class Reaper(threading.Thread):
         except QueueUnavailable as exc:
             log.warning("run %s: re-queued but its task could not be sent (%s); retrying", run_id, exc)
             self.unsent[run_id] = config
-
-
-def _queued_again(attempt: int | None) -> str:
-    return json.dumps({"status": "queued", "time": time.time(), "lost_attempt": attempt or None,
-                       "reason": "Redis lost the run's queue entry; re-queued to resume from its checkpoint"})
-

@@ -148,3 +148,16 @@ def test_a_restarted_worker_drops_only_its_dead_predecessors_leases(client):
     assert dropped == [dead]
     assert reap(client, dead, max_lost=5).outcome == "requeue"  # at once, not a minute later
     assert reap(client, live, max_lost=5).outcome == "alive" and reap(client, other, 5).outcome == "alive"
+
+
+def test_a_run_redis_forgot_is_queued_again_at_the_attempt_the_store_knows(client):
+    from pinwheel.leases import requeue_forgotten
+
+    run_id = uuid.uuid4().hex  # no Redis record at all (its data lost)
+    assert reap(client, run_id, max_lost=5).outcome == "missing"
+    requeue_forgotten(client, run_id, attempt=3)
+    assert exec_state(client, run_id)["state"] == "queued"
+    said = statuses(client, run_id)[-1]
+    assert said["status"] == "queued" and said["lost_attempt"] == 3 and "Redis lost" in said["reason"]
+    lease = Lease(client, run_id, "w", "h", ttl_seconds=5)
+    assert lease.claim() == "claimed" and lease.attempt == 4  # newer than anything the store holds
