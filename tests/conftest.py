@@ -72,6 +72,16 @@ def wait_for_status(api, run_id: str, statuses: tuple[str, ...], timeout: float 
     raise TimeoutError(f"run {run_id} still {run['status']} after {timeout}s")
 
 
+def launch_and_finish(client, bodies: dict, title: str, timeout: float) -> dict:
+    """Launch every named run at once (the worker takes them in turn), then wait for each to succeed."""
+    ids = {}
+    for name, body in bodies.items():
+        res = client.post("/api/runs", json={**body, "title": f"{title} {name}"})
+        assert res.status_code == 201, res.text
+        ids[name] = res.json()["id"]
+    return {name: wait_for_status(client, run_id, ("succeeded",), timeout=timeout) for name, run_id in ids.items()}
+
+
 @pytest.fixture(scope="session")
 def browser():
     from playwright.sync_api import sync_playwright

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ..conftest import wait_for_status
+from ..conftest import launch_and_finish
 
 pytestmark = pytest.mark.browser
 
@@ -45,15 +45,9 @@ def runs(stack):
 
     out = {}
     with httpx.Client(base_url=stack["url"], timeout=30, headers=auth_headers()) as client:
-        ids = {}
-        for name, body in RUNS.items():
-            res = client.post("/api/runs", json={**body, "title": f"panels {name}"})
-            assert res.status_code == 201, res.text
-            ids[name] = res.json()["id"]
-        for name, run_id in ids.items():
-            run = wait_for_status(client, run_id, ("succeeded",), timeout=240)
-            frames = client.get(f"/api/runs/{run_id}/frames", params={"panels": False, "limit": 100}).json()["frames"]
-            last = client.get(f"/api/runs/{run_id}/frames", params={"from_step": frames[-1]["step"], "limit": 1}).json()
+        for name, run in launch_and_finish(client, RUNS, "panels", timeout=240).items():
+            frames = client.get(f"/api/runs/{run['id']}/frames", params={"panels": False, "limit": 100}).json()["frames"]
+            last = client.get(f"/api/runs/{run['id']}/frames", params={"from_step": frames[-1]["step"], "limit": 1}).json()
             out[name] = {**run, "last": frames[-1]["step"], "panels": last["frames"][0]["panels"]}
     return out
 

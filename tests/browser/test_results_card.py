@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from ..conftest import TINY_RUN, wait_for_status
+from ..conftest import TINY_RUN, launch_and_finish
 
 pytestmark = pytest.mark.browser
 
@@ -47,14 +47,8 @@ def runs(stack):
 
     out = {}
     with httpx.Client(base_url=stack["url"], timeout=30, headers=auth_headers()) as client:
-        ids = {}
-        for name, body in RUNS.items():
-            res = client.post("/api/runs", json={**body, "title": f"results {name}"})
-            assert res.status_code == 201, res.text
-            ids[name] = res.json()["id"]
-        for name, run_id in ids.items():
-            run = wait_for_status(client, run_id, ("succeeded",), timeout=300)
-            last = client.get(f"/api/runs/{run_id}/frames", params={"from_step": run["step"], "limit": 1}).json()["frames"][0]
+        for name, run in launch_and_finish(client, RUNS, "results", timeout=300).items():
+            last = client.get(f"/api/runs/{run['id']}/frames", params={"from_step": run["step"], "limit": 1}).json()["frames"][0]
             assert last["step"] == run["step"]
             out[name] = {**run, "panels": last["panels"]}
     return out
