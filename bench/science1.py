@@ -87,8 +87,8 @@ def bench_lista(scale: float) -> dict:
     cfg, model, data, keep, secs = run("lista-vs-fista", {
         "model": {"fista_steps": 100, "dictionary_steps": int(800 * scale)},
         "data": {"pool_size": 20_000}, "train": {"steps": steps, "batch_size": 128}})
-    held = build_dataset(cfg.data.model_copy(update={"pool_size": 2_000}), seed=12345)  # other patches
-    x, W, lam, T = held.x, model.W_d.detach(), cfg.model.lam, cfg.model.steps
+    held = build_dataset(cfg.data.model_copy(update={"pool_size": 1_000, "heldout_size": 2_000}), seed=12345)
+    x, W, lam, T = held.x_test, model.W_d.detach(), cfg.model.lam, cfg.model.steps  # held-out regions
     with torch.no_grad():
         e_lista = float(inference.energy(x, W, model.lista(x), lam).mean())
         e_opt = float(inference.energy(x, W, inference.fista(x, W, lam, 1000), lam).mean())
@@ -203,7 +203,8 @@ def bench_groups(scale: float) -> dict:
     for pid, cols in (("groups-1d-blocks", 4), ("groups-tree", None)):
         steps = int(1000 * scale)
         cfg, model, _, keep, secs = run(pid, {"data": {"pool_size": 20_000}, "train": {"steps": steps}})
-        held = build_dataset(cfg.data.model_copy(update={"pool_size": 2_000}), seed=12345).x
+        held = build_dataset(cfg.data.model_copy(update={"pool_size": 1_000, "heldout_size": 2_000}),
+                             seed=12345).x_test  # patches from the photographs' held-out regions
         W = model.W_d.detach()
         with torch.no_grad():
             z = model.encode(held)

@@ -41,7 +41,8 @@ UserFolder = Annotated[str | None, Field(max_length=200), AfterValidator(user_fo
 
 
 class NaturalPatchesData(Strict):
-    """Random patches of whitened photographs (docs/models.md §8)."""
+    """Random patches of whitened photographs (docs/models.md §8): the training pool from the training region
+    of every photograph, `heldout_size` held-out patches (the run's x_test) from its held-out region."""
 
     kind: Literal["natural_patches"] = "natural_patches"
     patch_size: int = Field(12, ge=4, le=32, description="side of the square patch, pixels")
@@ -49,15 +50,20 @@ class NaturalPatchesData(Strict):
     image_folder: UserFolder = Field(
         None, description="folder of the user's own images (under the server's data root); "
         "default: the photographs scikit-image ships")
+    heldout_size: int = Field(2_000, ge=10, le=100_000, description="held-out patches, from the last 20 % "
+                              "of each photograph's longer side, which training never sees")
 
 
 class NaturalImagesData(Strict):
-    """Whole whitened photographs, cropped to a square (docs/models.md §5)."""
+    """Whole whitened photographs, cropped to a square (docs/models.md §5); training crops from the training
+    region of every photograph, `heldout_size` held-out crops (x_test) from its held-out region."""
 
     kind: Literal["natural_images"] = "natural_images"
     image_size: int = Field(32, ge=8, le=128, description="side of the square crop, pixels")
     pool_size: int = Field(5_000, ge=100, le=100_000)
     image_folder: UserFolder = None
+    heldout_size: int = Field(500, ge=10, le=20_000, description="held-out crops, from the last 20 % "
+                              "of each photograph's longer side (at least one crop wide), which training never sees")
 
 
 class DigitsData(Strict):

@@ -26,11 +26,11 @@ def input_side(data) -> int:
 
 
 def data_elements(data) -> int:
-    """float32 values of the training pool (plus test split for digits)."""
+    """float32 values of the training pool plus the test (held-out) split."""
     side = input_side(data)
     if isinstance(data, DigitsData):
         return (data.train_size + data.test_size) * side * side
-    return data.pool_size * side * side
+    return (data.pool_size + data.heldout_size) * side * side  # the held-out set travels with the pool
 
 
 def _family(model, data, batch: int) -> tuple[int, int]:

@@ -71,16 +71,12 @@ def resolve_user_folder(folder: str, data_root: Path) -> Path:
 
 def build_dataset(config, seed: int, data_root: Path | None = None) -> Dataset:
     rng = np.random.default_rng(seed)
-    if isinstance(config, NaturalPatchesData):
+    if isinstance(config, (NaturalPatchesData, NaturalImagesData)):  # x_test: held-out regions (natural.py doc)
         folder = resolve_user_folder(config.image_folder, data_root or Path("var/data")) if config.image_folder else None
-        images = natural.whitened_images(folder)
-        p = natural.extract_patches(images, config.patch_size, config.pool_size, rng)
-        return Dataset(torch.from_numpy(p.reshape(len(p), -1)), None, (config.patch_size,) * 2)
-    if isinstance(config, NaturalImagesData):
-        folder = resolve_user_folder(config.image_folder, data_root or Path("var/data")) if config.image_folder else None
-        images = natural.whitened_images(folder)
-        p = natural.extract_patches(images, config.image_size, config.pool_size, rng)
-        return Dataset(torch.from_numpy(p.reshape(len(p), -1)), None, (config.image_size,) * 2)
+        size = config.patch_size if isinstance(config, NaturalPatchesData) else config.image_size
+        train, test = natural.patch_splits(size, config.pool_size, config.heldout_size, seed, folder)
+        return Dataset(torch.from_numpy(train.reshape(len(train), -1)), None, (size, size),
+                       x_test=torch.from_numpy(test.reshape(len(test), -1)))
     if isinstance(config, DigitsData):
         from . import digits  # noqa: PLC0415 — only digit runs pay for it
 
