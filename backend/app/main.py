@@ -3,15 +3,14 @@ from __future__ import annotations
 
 import secrets
 from contextlib import asynccontextmanager
-from pathlib import Path
 
-import plotly
 from fastapi import FastAPI
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from .errors import errors
+from .html_export import PLOTLY_JS
 from .limits import GuardWrites, install_log_redaction, unparsable_body
 from .persister import Persister
 from .queue import Queue
@@ -20,8 +19,6 @@ from .routers import bundles, events, exports, organise, presets, runs, shares, 
 from .routers import external, sweeps, worker_files, workers
 from .settings import Settings, get_settings
 from .store import make_sessionmaker
-
-PLOTLY_JS = Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:

@@ -1,6 +1,7 @@
 // `#/admin`: lab members and their tokens (create a named token, shown once; revoke) and who
 // launched what. Admins only; the server refuses everyone else (GET /api/me says who we are).
-import { api, el } from "./api.js";
+import { api } from "./api.js";
+import { el } from "./dom.js";
 import { copyText, when } from "./share.js";
 import { workersSection } from "./workers_page.js";
 

@@ -1,5 +1,6 @@
 // Hash router: #/ is the run list and launcher, #/runs/<id> a run's page.
-import { api, el, formatDuration } from "./api.js";
+import { api } from "./api.js";
+import { el } from "./dom.js";
 import { RunPage } from "./run_page.js";
 import { bearer, consumeHashToken, isShareView, setShare } from "./auth.js";
 import { comparePage } from "./compare_page.js";
@@ -13,15 +14,6 @@ import { installShortcuts } from "./shortcuts.js";
 
 const view = document.getElementById("view");
 let current = null; // the page object that owns timers / event sources
-
-function statusCell(run) {
-  return el("span", { class: `status ${run.status}` }, run.status);
-}
-
-export function progressBar(fraction) {
-  const bar = el("div", { class: "progress" }, el("div", { style: `width:${(100 * fraction).toFixed(1)}%` }));
-  return bar;
-}
 
 // Header links by who the token is (GET /api/me): Admin for admins, Import for writers. A share-link
 // viewer reaches one run only: no Compare (it would fail), and the brand leads back to that run.

@@ -1,9 +1,13 @@
-// Compare 2–4 runs: a picker (`#/compare`), then (`#/compare/<id>,<id>…`) one shared timeline
-// (by step or by fraction of training) driving a filter panel per run side by side, every run's
-// curves overlaid, and the config keys that differ highlighted.
-import { api, el } from "./api.js";
-
-const COLORS = ["#3b5bdb", "#e8590c", "#2b8a3e", "#ae3ec9"];
+// Compare 2–4 runs: a picker (`#/compare`), then (`#/compare/<id>,<id>…`) the runs' final results
+// (their Results cards) in one table with differences highlighted, one shared timeline (by step or
+// by fraction of training) driving every panel kind side by side, every run's curves overlaid (a
+// metric keeps its colour, a run its line style), and the config keys that differ highlighted.
+import { api } from "./api.js";
+import { el } from "./dom.js";
+import { PanelBox } from "./panel_box.js";
+import { RENDERERS } from "./panels/index.js";
+import { GROUPS, PLOT_CONFIG, RUN_DASHES, forAxis, groupOf, metricColor, metricsLayout } from "./plot_layout.js";
+import { summarise } from "./results_card.js";
 
 function flatten(obj, prefix = "", out = {}) {
   for (const [k, v] of Object.entries(obj ?? {})) {
@@ -61,73 +65,133 @@ async function history(id) {
   }
 }
 
+// The final results of the runs side by side (each run's Results card rows), rows whose values
+// differ between the runs highlighted.
+export function resultsTable(runs, summaries) {
+  const keys = [];
+  const label = {};
+  for (const s of summaries) for (const r of s.rows) if (!keys.includes(r.key)) { keys.push(r.key); label[r.key] = r.label; }
+  const table = el("table", { class: "config-diff results-compare", id: "results-compare" },
+    el("tr", {}, el("th", {}, "result"), ...runs.map((r, i) => el("th", { style: `border-bottom:2px ${RUN_DASHES[i]} currentColor` }, r.title))),
+    el("tr", { class: "headline" }, el("td", {}, "headline"), ...summaries.map((s) => el("td", {}, s.headline))));
+  for (const k of keys) {
+    const cells = summaries.map((s) => s.rows.find((r) => r.key === k));
+    const texts = cells.map((c) => c?.text ?? "–");
+    const differs = new Set(texts).size > 1;
+    table.append(el("tr", { class: differs ? "diff" : "", "data-result-key": k }, el("td", {}, label[k]),
+      ...cells.map((c) => el("td", { class: "num", "data-value": c?.value ?? "" }, c ? [c.text, " ", el("span", { class: `badge ${c.badge}` }, c.badge)] : "–"))));
+  }
+  return table;
+}
+
+async function lastPanels(run, frames) {
+  const last = frames.at(-1);
+  if (!last) return null;
+  const page = await api.frames(run.id, { from_step: last.step, to_step: last.step, limit: 1 });
+  return page.frames[0]?.panels ?? null;
+}
+
 async function compare(view, ids) {
   const runs = await Promise.all(ids.map((id) => api.run(id)));
   const frames = await Promise.all(ids.map(history));
+  const finals = await Promise.all(runs.map((r, i) => lastPanels(r, frames[i])));
+  const summaries = runs.map((r, i) => summarise(r, frames[i].at(-1)?.metrics ?? r.metrics, finals[i]));
   const alignSel = el("select", { id: "compare-align" }, el("option", { value: "step" }, "align by step"),
     el("option", { value: "fraction" }, "align by fraction of training"));
-  const slider = el("input", { type: "range", id: "compare-timeline", min: 0, max: 1000, value: 1000, style: "flex:1" });
+  const slider = el("input", { type: "range", id: "compare-timeline", min: 0, max: 1000, value: 1000 });
   const cursor = el("span", { class: "muted", id: "compare-cursor" });
-  const cols = runs.map((r, i) => {
-    const img = el("img", { class: "atlas", "data-run": r.id, alt: "filters", style: "width:100%;image-rendering:pixelated" });
-    const label = el("div", { class: "muted", "data-step-of": r.id });
-    return { run: r, img, label, box: el("div", { class: "panel compare-col" },
-      el("h3", { style: `color:${COLORS[i]}` }, el("a", { href: `#/runs/${r.id}` }, r.title)), label, img) };
-  });
-  const curves = el("div", { id: "compare-curves", style: "height:380px" });
+  const heads = el("div", { class: "compare-heads", style: `grid-template-columns:repeat(${runs.length},minmax(0,1fr))` },
+    ...runs.map((r, i) => el("div", { class: "panel compare-col", "data-run": r.id },
+      el("h3", {}, el("a", { href: `#/runs/${r.id}` }, r.title), " ", el("span", { class: `status ${r.status}` }, r.status),
+        el("span", { class: "muted", title: "this run's line style in the curves" }, ` · ${RUN_DASHES[i]} lines`)),
+      el("div", { class: "muted", "data-step-of": r.id }, "–"))));
+  const rowsBox = el("div", { id: "compare-panels" });
+  const rows = {}; // kind → {root, boxes: [PanelBox per run]}
+  function rowFor(kind) {
+    if (rows[kind] || !RENDERERS[kind]) return rows[kind];
+    const boxes = runs.map((r) => new PanelBox(kind, RENDERERS[kind], { label: r.title }));
+    boxes.forEach((b, i) => { b.root.dataset.run = runs[i].id; b.root.classList.remove("wide"); });
+    const root = el("div", { class: "compare-row", "data-compare-kind": kind,
+      style: `grid-template-columns:repeat(${runs.length},minmax(0,1fr))` }, ...boxes.map((b) => b.root));
+    // rows in the renderers' order, whichever run's frame brings a kind first
+    const order = Object.keys(RENDERERS);
+    const next = order.slice(order.indexOf(kind) + 1).map((k) => rows[k]?.root).find(Boolean);
+    rowsBox.insertBefore(root, next ?? null);
+    return (rows[kind] = { root, boxes });
+  }
+  const curves = el("div", { id: "compare-curves", class: "curve-set" });
   const diff = configDiff(runs.map((r) => r.config));
   const onlyDiff = el("input", { type: "checkbox", id: "only-diff", checked: "" });
   const table = el("table", { class: "config-diff", id: "config-diff" });
   function drawTable() {
-    const rows = diff.filter((d) => d.differs || !onlyDiff.checked);
-    table.replaceChildren(el("tr", {}, el("th", {}, "config"), ...runs.map((r, i) => el("th", { style: `color:${COLORS[i]}` }, r.title))),
-      ...rows.map((d) => el("tr", { class: d.differs ? "diff" : "" }, el("td", {}, d.key), ...d.values.map((v) => el("td", {}, v ?? "–")))));
+    const shown = diff.filter((d) => d.differs || !onlyDiff.checked);
+    table.replaceChildren(el("tr", {}, el("th", {}, "config"), ...runs.map((r) => el("th", {}, r.title))),
+      ...shown.map((d) => el("tr", { class: d.differs ? "diff" : "" }, el("td", {}, d.key), ...d.values.map((v) => el("td", {}, v ?? "–")))));
   }
   onlyDiff.addEventListener("change", drawTable);
   drawTable();
   view.replaceChildren(el("h2", {}, "Compare"),
-    el("div", { class: "panel", style: "display:flex;gap:1em;align-items:center;margin-bottom:1em" }, alignSel, cursor, slider),
-    el("div", { class: "compare-grid", style: `display:grid;grid-template-columns:repeat(${runs.length},1fr);gap:1em` }, ...cols.map((c) => c.box)),
+    el("div", { class: "panel" }, el("h3", {}, "Final results"), el("div", { class: "table-scroll" }, resultsTable(runs, summaries))),
+    el("div", { class: "panel timeline", id: "compare-timeline-bar" }, alignSel, cursor, slider), heads, rowsBox,
     el("div", { class: "panel" }, el("h3", {}, "Curves"), curves),
-    el("div", { class: "panel" }, el("h3", {}, "Config "), el("label", {}, onlyDiff, " only differences"), table));
+    el("div", { class: "panel" }, el("h3", {}, "Config "), el("label", {}, onlyDiff, " only differences"), el("div", { class: "table-scroll" }, table)));
 
   const xOf = (run, step) => (alignSel.value === "step" ? step : step / Math.max(run.total_steps, 1));
+  const charts = {}; // group id → plot div
   function plot() {
     if (typeof Plotly === "undefined") return;
-    const traces = [];
+    const byGroup = {};
     runs.forEach((r, i) => {
       const names = [...new Set(frames[i].flatMap((f) => Object.keys(f.metrics ?? {})))];
       for (const n of names) {
-        traces.push({ x: frames[i].map((f) => xOf(r, f.step)), y: frames[i].map((f) => f.metrics?.[n] ?? null),
-          name: `${r.title} · ${n}`, mode: "lines", line: { color: COLORS[i], dash: n === "loss" ? "solid" : "dot" },
-          visible: n === "loss" ? true : "legendonly" });
+        const g = groupOf(n);
+        (byGroup[g.id] ||= { group: g, traces: [] }).traces.push({ x: frames[i].map((f) => xOf(r, f.step)),
+          y: forAxis(frames[i].map((f) => f.metrics?.[n] ?? null), g.log), connectgaps: true,
+          name: `${r.title} · ${n}`, mode: "lines", line: { color: metricColor(n), dash: RUN_DASHES[i], width: 1.6 } });
       }
     });
-    Plotly.react(curves, traces, { margin: { t: 10, r: 20, b: 40, l: 55 }, yaxis: { type: "log" },
-      xaxis: { title: { text: alignSel.value === "step" ? "step" : "fraction of training" } },
-      legend: { orientation: "h", y: -0.2 } }, { displaylogo: false, responsive: true });
+    for (const g of GROUPS) {
+      const entry = byGroup[g.id];
+      if (!entry) continue;
+      if (!charts[g.id]) {
+        charts[g.id] = el("div", { class: "curves", "data-group": g.id });
+        curves.append(el("div", { class: "curve-chart", "data-curve-group": g.id }, charts[g.id]));
+      }
+      Plotly.react(charts[g.id], entry.traces, metricsLayout({ yTitle: g.label, log: g.log,
+        xTitle: alignSel.value === "step" ? "step" : "fraction of training" }), PLOT_CONFIG);
+    }
   }
   const maxX = () => Math.max(...runs.map((r, i) => xOf(r, frames[i].at(-1)?.step ?? 0)), 1e-9);
+  const cache = runs.map(() => new Map()); // step → panels, per run
   let token = 0;
   async function show() {
     const t = ++token;
     const x = (+slider.value / 1000) * maxX();
     cursor.textContent = alignSel.value === "step" ? `step ${Math.round(x)}` : `${(100 * x).toFixed(1)}% of training`;
-    await Promise.all(cols.map(async (c, i) => {
-      const at = frames[i].filter((f) => xOf(c.run, f.step) <= x + 1e-12).at(-1) ?? frames[i][0];
-      if (!at) { c.label.textContent = "no frames yet"; return; }
-      const page = await api.frames(c.run.id, { from_step: at.step, to_step: at.step, limit: 1 });
-      const png = page.frames[0]?.panels?.filter_grid?.atlas_png;
-      if (t !== token) return;
-      c.label.textContent = `step ${at.step} / ${c.run.total_steps}`;
-      if (png) { c.img.src = `data:image/png;base64,${png}`; c.img.dataset.step = at.step; }
+    const panels = await Promise.all(runs.map(async (r, i) => {
+      const at = frames[i].filter((f) => xOf(r, f.step) <= x + 1e-12).at(-1) ?? frames[i][0];
+      if (!at) return null;
+      if (!cache[i].has(at.step)) {
+        const page = await api.frames(r.id, { from_step: at.step, to_step: at.step, limit: 1 });
+        if (cache[i].size > 16) cache[i].delete(cache[i].keys().next().value);
+        cache[i].set(at.step, page.frames[0]?.panels ?? {});
+      }
+      return { step: at.step, time: at.time, panels: cache[i].get(at.step) };
     }));
+    if (t !== token) return; // a newer position won
+    runs.forEach((r, i) => {
+      const label = view.querySelector(`[data-step-of="${r.id}"]`);
+      const f = panels[i];
+      label.textContent = f ? `step ${f.step} / ${r.total_steps}` : "no frames yet";
+      for (const [kind, payload] of Object.entries(f?.panels ?? {})) rowFor(kind)?.boxes[i].render({ ...payload, step: f.step, time: f.time });
+    });
+    view.dataset.cursor = slider.value;
   }
   alignSel.addEventListener("change", () => { plot(); show(); });
   slider.addEventListener("input", show);
   plot();
   await show();
-  return { close() {} };
+  return { close() { for (const r of Object.values(rows)) for (const b of r.boxes) b.close(); } };
 }
 
 export async function comparePage(view, spec) {

@@ -1,83 +1,110 @@
-// Curves (Plotly): one trace per scalar metric — every loss term on a log axis, fractions and rates
-// on a linear right-hand axis — extended in place; a vertical line marks the timeline's cursor;
-// CSV export of every point.
+// Curves (Plotly): one chart per group of comparable metrics (plot_layout.js: loss terms and
+// energies, fractions and errors, the learning rate), each with its own log/linear toggle and an
+// axis title that says which; one colour per metric name everywhere; optional smoothing (an EMA);
+// extended in place as frames arrive; a vertical line marks the timeline's cursor; CSV of every point.
+import { el } from "./dom.js";
+import { GROUPS, PLOT_CONFIG, cursorShapes, forAxis, groupOf, metricColor, metricsLayout, smooth } from "./plot_layout.js";
 
-const RIGHT_AXIS = /(fraction|share|rate|error|accuracy|lr|active)/i;
+export const SMOOTHING = [[0, "no smoothing"], [0.6, "smoothing 0.6"], [0.9, "smoothing 0.9"], [0.97, "smoothing 0.97"]];
 
 export class Curves {
   constructor(container) {
-    this.div = document.createElement("div");
-    this.div.className = "curves";
-    this.div.style.height = "340px";
-    container.append(this.div);
-    this.names = [];
+    this.root = el("div", { class: "curve-set" });
+    this.smoothing = 0;
+    this.smoothSel = el("select", { id: "curves-smoothing", title: "an exponential moving average of each curve (the CSV keeps the raw values)" },
+      ...SMOOTHING.map(([v, t]) => el("option", { value: v }, t)));
+    this.smoothSel.addEventListener("change", () => { this.smoothing = +this.smoothSel.value; this.redraw(); });
+    this.charts = new Map(); // group id → {group, box, div, names, log, ready}
     this.points = []; // [{step, wall_time, metrics}], metrics only: small even for long runs
-    this.ready = false;
     this.cursor = null;
     this.cursorQueued = false;
+    container.append(this.root);
   }
 
-  _init(names) {
-    this.names = names;
-    const traces = names.map((n) => ({ x: [], y: [], name: n, mode: "lines", yaxis: RIGHT_AXIS.test(n) ? "y2" : "y" }));
-    // colours from the page's CSS variables: readable on the light and the dark theme alike
-    const css = getComputedStyle(document.documentElement);
-    const v = (name, fallback) => css.getPropertyValue(name).trim() || fallback;
-    const grid = v("--grid", "#e5e5ea");
-    Plotly.newPlot(this.div, traces, {
-      paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)", font: { color: v("--fg", "#1d1d1f") },
-      margin: { t: 10, r: 50, b: 40, l: 55 }, xaxis: { title: { text: "step" }, gridcolor: grid },
-      yaxis: { title: { text: "loss terms" }, type: "log", gridcolor: grid },
-      // ticks of its own: an axis overlaying a log axis otherwise gets ticks at the log axis's places
-      yaxis2: { title: { text: "fractions / rates" }, type: "linear", tickmode: "auto", nticks: 6, overlaying: "y",
-                side: "right", showgrid: false },
-      legend: { orientation: "h", y: -0.2 }, uirevision: "keep", shapes: [],
-    }, { displaylogo: false, responsive: true });
-    this.ready = true;
+  get controls() { return this.smoothSel; }
+
+  chart(group) {
+    if (this.charts.has(group.id)) return this.charts.get(group.id);
+    const div = el("div", { class: "curves", "data-group": group.id });
+    const toggle = el("button", { "data-scale-toggle": group.id, title: "switch this chart's y axis between log and linear" });
+    const c = { group, div, toggle, names: [], log: group.log, ready: false };
+    toggle.textContent = c.log ? "log" : "linear";
+    toggle.addEventListener("click", () => {
+      c.log = !c.log;
+      toggle.textContent = c.log ? "log" : "linear";
+      this.draw(c);
+    });
+    c.box = el("div", { class: "curve-chart", "data-curve-group": group.id },
+      el("div", { class: "curve-head" }, el("span", { class: "muted" }, group.label), toggle), div);
+    // charts in GROUPS order whatever order their metrics arrive in
+    const after = GROUPS.slice(GROUPS.indexOf(group) + 1).map((g) => this.charts.get(g.id)?.box).find(Boolean);
+    this.root.insertBefore(c.box, after ?? null);
+    this.charts.set(group.id, c);
+    return c;
   }
+
+  traces(c) {
+    const x = this.points.map((p) => p.step);
+    return c.names.map((n) => ({
+      x, y: forAxis(smooth(this.points.map((p) => p.metrics[n] ?? null), this.smoothing), c.log), name: n, mode: "lines",
+      line: { color: metricColor(n), width: 1.6 }, connectgaps: true,
+      hovertemplate: `${n} %{y:.4~g}<extra>step %{x}</extra>`,
+    }));
+  }
+
+  draw(c) { // the whole chart (first draw, a scale switch, a new smoothing)
+    if (typeof Plotly === "undefined") return;
+    const layout = metricsLayout({ yTitle: c.group.label, log: c.log, cursor: this.cursor });
+    layout.uirevision = c.log ? "log" : "linear"; // a zoom is kept while frames arrive, not across a scale switch
+    Plotly.react(c.div, this.traces(c), layout, PLOT_CONFIG);
+    c.ready = true;
+    c.box.dataset.scale = c.log ? "log" : "linear";
+  }
+
+  redraw() { for (const c of this.charts.values()) this.draw(c); }
 
   // points: [{step, wall_time, metrics}] in step order
   append(points) {
     const pts = points.filter((p) => p.metrics && Object.keys(p.metrics).length);
     if (!pts.length) return;
+    const before = this.points.length;
     for (const p of pts) this.points.push({ step: p.step, wall_time: p.wall_time, metrics: p.metrics });
+    const fresh = new Set();
+    for (const p of pts) for (const n of Object.keys(p.metrics)) {
+      if (typeof p.metrics[n] !== "number" && p.metrics[n] !== null) continue;
+      const c = this.chart(groupOf(n));
+      if (!c.names.includes(n)) { c.names.push(n); fresh.add(c); }
+    }
     if (typeof Plotly === "undefined") return;
-    if (!this.ready) this._init(Object.keys(pts[0].metrics));
-    const fresh = [...new Set(pts.flatMap((p) => Object.keys(p.metrics)))].filter((n) => !this.names.includes(n));
-    if (fresh.length) { // a metric that appears later (e.g. a held-out error every N frames)
-      Plotly.addTraces(this.div, fresh.map((n) => ({ x: [], y: [], name: n, mode: "lines", yaxis: RIGHT_AXIS.test(n) ? "y2" : "y" })));
-      this.names.push(...fresh);
+    for (const c of this.charts.values()) {
+      // a new metric (e.g. a held-out error every N frames), smoothing (each point depends on all
+      // before it) or a first draw: the whole chart; otherwise the new points only
+      if (!c.ready || fresh.has(c) || this.smoothing) { this.draw(c); continue; }
+      const added = this.points.slice(before);
+      Plotly.extendTraces(c.div, {
+        x: c.names.map(() => added.map((p) => p.step)),
+        y: c.names.map((n) => forAxis(added.map((p) => p.metrics[n] ?? null), c.log)),
+      }, c.names.map((_, i) => i));
     }
-    const xs = this.names.map(() => []);
-    const ys = this.names.map(() => []);
-    for (const p of pts) {
-      this.names.forEach((n, i) => { xs[i].push(p.step); ys[i].push(p.metrics[n] ?? null); });
-    }
-    Plotly.extendTraces(this.div, { x: xs, y: ys }, this.names.map((_, i) => i));
-    if (this.cursor != null) this.setCursor(this.cursor, true);
   }
 
   // drop every point from `step` on (a resumed attempt redoes them) and redraw what is left
   truncate(step) {
     const kept = this.points.filter((p) => p.step < step);
     if (kept.length === this.points.length) return;
-    this.points = [];
-    if (this.ready) Plotly.purge(this.div);
-    this.ready = false;
-    this.names = [];
-    this.append(kept);
+    this.points = kept;
+    this.redraw();
   }
 
   // the timeline's step, drawn as a vertical line (coalesced to one relayout per animation frame)
   setCursor(step, force = false) {
     if (step === this.cursor && !force) return;
     this.cursor = step;
-    if (!this.ready || this.cursorQueued) return;
+    if (this.cursorQueued) return;
     this.cursorQueued = true;
     requestAnimationFrame(() => {
       this.cursorQueued = false;
-      Plotly.relayout(this.div, { shapes: [{ type: "line", xref: "x", yref: "paper", x0: this.cursor, x1: this.cursor,
-        y0: 0, y1: 1, line: { color: "#e8590c", width: 1.5, dash: "dot" } }] });
+      for (const c of this.charts.values()) if (c.ready) Plotly.relayout(c.div, { shapes: cursorShapes(this.cursor) });
     });
   }
 

@@ -23,10 +23,23 @@ export function decodePng(b64) {
   });
 }
 
-// Size a canvas (backing store) only when it changes: resizing clears and is slow.
+// Size a canvas to `width`×`height` drawing units and return its context. The backing store is
+// resized only when it changes (resizing clears and is slow). An enlarged panel (panel_box.js) sets
+// canvas.__zoom = {css, dpr}: the renderer then draws the same picture at css×dpr more pixels (text
+// and lines crisp, pixel images scaled without blur), shown css times larger.
 export function fit(canvas, width, height) {
-  if (canvas.width !== width || canvas.height !== height) { canvas.width = width; canvas.height = height; }
-  return canvas.getContext("2d");
+  const zoom = canvas.__zoom ?? { css: 1, dpr: 1 };
+  const s = zoom.css * zoom.dpr;
+  const w = Math.round(width * s), h = Math.round(height * s);
+  if (canvas.width !== w || canvas.height !== h) { canvas.width = w; canvas.height = h; }
+  canvas.__logical = [width, height];
+  canvas.style.width = s === 1 ? "" : `${Math.round(width * zoom.css)}px`;
+  // a chart (text, axes) is never blown up past its drawn size by the page's CSS: that blurs it
+  if (canvas.classList.contains("chart")) canvas.style.maxWidth = s === 1 ? `${width}px` : "none";
+  const ctx = canvas.getContext("2d");
+  ctx.setTransform(s, 0, 0, s, 0, 0);
+  if (s !== 1) ctx.imageSmoothingEnabled = false;
+  return ctx;
 }
 
 // Every renderer calls this once the pixels are on the canvas: the timeline tests and the bench
@@ -57,5 +70,6 @@ export function fmt(v, digits = 3) {
 // The mouse position in the canvas's own pixels (the canvas may be scaled by CSS).
 export function canvasPoint(canvas, ev) {
   const rect = canvas.getBoundingClientRect();
-  return [((ev.clientX - rect.left) / rect.width) * canvas.width, ((ev.clientY - rect.top) / rect.height) * canvas.height];
+  const [w, h] = canvas.__logical ?? [canvas.width, canvas.height]; // drawing units, whatever the zoom
+  return [((ev.clientX - rect.left) / rect.width) * w, ((ev.clientY - rect.top) / rect.height) * h];
 }

@@ -1,7 +1,8 @@
 // `#/import`: upload a bundle .zip (a run's "Bundle" download, from this or another Pinwheel
 // server); the server recreates the run and we open its page. A refused file shows the server's
 // reason next to the form.
-import { api, el } from "./api.js";
+import { api } from "./api.js";
+import { el } from "./dom.js";
 
 function reason(err) {
   if (Array.isArray(err.detail)) return err.detail.map((d) => d.msg ?? JSON.stringify(d)).join("; ");

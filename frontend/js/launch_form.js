@@ -1,7 +1,7 @@
 // The launch form, generated from the run config's JSON schema (GET /api/schema): one fieldset per
 // section (model, data, train), a kind selector wherever the schema has a discriminated union,
 // browser-side validation from the schema's bounds, and the server's 422 errors shown by the field.
-import { el } from "./api.js";
+import { el } from "./dom.js";
 import { sweepControls } from "./sweep_form.js";
 
 const SECTIONS = ["model", "data", "train"];

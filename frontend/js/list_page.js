@@ -1,7 +1,9 @@
 // The home page: preset cards (thumbnail + one line of what the user will see), the launch form
 // generated from the config schema, and the run list (status, progress + ETA, model, data set,
 // key metrics, a small live thumbnail of the filters).
-import { api, el, formatDuration } from "./api.js";
+import { api } from "./api.js";
+import { el, formatDuration } from "./dom.js";
+import { RUNNING, STATUSES } from "./statuses.js";
 import { LaunchForm } from "./launch_form.js";
 import { resultLine } from "./results_card.js";
 import { bearer } from "./auth.js";
@@ -57,7 +59,6 @@ function metricsText(metrics) {
   return shown.length ? shown.join(" · ") : "–";
 }
 
-const STATUSES = ["queued", "running", "succeeded", "failed", "cancelled"];
 
 // Search and filters above the run list (GET /api/runs?q=&tag=&status=&launched_by=), kept in
 // the address (`#/?q=…&tag=…`) so a filtered list can be reloaded or linked to.
@@ -184,7 +185,7 @@ export async function listPage(view) {
   const thumbs = new Map(); // run id → {step, src}: a finished run's thumbnail is fetched once
   async function thumbnail(run, img) {
     const known = thumbs.get(run.id);
-    if (known && (known.step === run.step || run.status !== "running")) { img.src = known.src; return; }
+    if (known && (known.step === run.step || run.status !== RUNNING)) { img.src = known.src; return; }
     if (!run.frame_count) return;
     const page = await api.frames(run.id, { from_step: run.step, limit: 1 });
     const fg = page.frames[0]?.panels?.filter_grid;
@@ -211,7 +212,7 @@ export async function listPage(view) {
           ...(r.tags?.length ? [el("div", { class: "tags" }, ...r.tags.map((t) => filters.tagChip(t)))] : [])),
         el("td", {}, el("span", { class: `status ${r.status}` }, r.status)),
         el("td", {}, el("div", { class: "progress" }, el("div", { style: `width:${pct}%` })), ` ${r.step}/${r.total_steps}`),
-        el("td", { "data-eta": "" }, r.status === "running" ? formatDuration(r.eta_seconds) : "–"),
+        el("td", { "data-eta": "" }, r.status === RUNNING ? formatDuration(r.eta_seconds) : "–"),
         el("td", {}, describeModel(r.config)),
         el("td", {}, describeData(r.config)),
         resultCell(r),

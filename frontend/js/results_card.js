@@ -3,7 +3,7 @@
 // what the run already records: the latest metrics (GET /api/runs/{id} → metrics, the same values
 // as the last frame's) and the panels of the run's last frame. Each model family states its own
 // result; a run of an unknown kind (your own code through pinwheel.log) lists its latest metrics.
-import { el } from "./api.js";
+import { el } from "./dom.js";
 
 // what each number was measured on
 const BASIS = {

@@ -2,14 +2,16 @@
 // History comes from the store (metrics only); panel payloads are fetched on demand around the
 // timeline's cursor into a small LRU cache (never the whole history in the tab); live frames
 // arrive over SSE and are shown while the page follows the run (until the user scrubs).
-import { api, el, formatDuration } from "./api.js";
+import { api } from "./api.js";
+import { download, el, formatDuration } from "./dom.js";
 import { Curves } from "./curves.js";
+import { PanelBox } from "./panel_box.js";
+import { QUEUED, RUNNING, isActive } from "./statuses.js";
 import { RENDERERS } from "./panels/index.js";
 import { runTools } from "./share.js";
 import { isShareView } from "./auth.js";
 import { ResultsCard } from "./results_card.js";
 
-const ACTIVE = new Set(["queued", "running"]);
 const CACHE_FRAMES = 32; // payloads kept in the tab (~50 KB each)
 const SPEEDS = [1, 2, 5, 10, 20]; // frames a second when playing
 
@@ -31,14 +33,6 @@ export class FrameCache { // LRU: step → panels
   get size() { return this.map.size; }
 }
 
-function download(blob, name) {
-  const a = el("a", { href: URL.createObjectURL(blob), download: name });
-  document.body.append(a);
-  a.click();
-  a.remove();
-  setTimeout(() => URL.revokeObjectURL(a.href), 10_000);
-}
-
 // a queued run says where it stands: its place in its queue, and what no live worker offers
 function queueNotice(r) {
   const place = r.queue_position ? `position ${r.queue_position} in the queue` : "in the queue";
@@ -58,7 +52,7 @@ export class RunPage {
     this.steps = []; // steps of every known frame, in order (numbers only)
     this.times = new Map(); // step → worker time of the frame (for the draw-latency record)
     this.index = -1; // the timeline's cursor into this.steps
-    this.panels = {}; // kind → {state, box}
+    this.panels = {}; // kind → PanelBox
     this.cache = new FrameCache();
     this.following = true; // show the newest frame until the user scrubs
     this.playing = null; // interval id while playing
@@ -83,7 +77,7 @@ export class RunPage {
     if (last && last.step >= this.run.step) this.results.update({ metrics: last.metrics, step: last.step });
     this.updateSlider();
     if (this.steps.length) this.show(this.steps.length - 1);
-    if (ACTIVE.has(this.run.status)) this.listen(cursor ?? "0-0");
+    if (isActive(this.run.status)) this.listen(cursor ?? "0-0");
     document.addEventListener("keydown", this.onKey);
   }
 
@@ -121,14 +115,16 @@ export class RunPage {
     const right = el("div", { class: "panel curves-panel" });
     const csvBtn = btn("export-csv", "CSV", "download every curve point as CSV", () =>
       download(new Blob([this.curves.csv()], { type: "text/csv" }), `${this.id}-curves.csv`));
-    right.append(el("div", { class: "panel-head" }, el("h3", {}, "Curves"), csvBtn));
+    const curvesHead = el("div", { class: "panel-head" }, el("h3", {}, "Curves"));
+    right.append(curvesHead);
     this.curves = new Curves(right);
+    curvesHead.append(this.curves.controls, csvBtn);
     this.panelGrid.append(right); // curves first, across the whole width; panels below as they arrive
     this.noticeEl = el("div", { class: "notice", id: "run-notice" });
     // the run's result first: its latest metrics now, the last frame's panels once they are fetched
     this.results = new ResultsCard(r);
     this.results.update({ metrics: r.metrics, step: r.frame_count ? r.step : null });
-    if (r.status === "queued") this.noticeEl.textContent = queueNotice(r);
+    if (r.status === QUEUED) this.noticeEl.textContent = queueNotice(r);
     this.view.replaceChildren(head, this.errorEl, this.noticeEl, this.results.root, timeline, this.panelGrid);
     this.updateHeader(r.step, r.total_steps, r.wall_time);
     this.updateLive();
@@ -137,38 +133,15 @@ export class RunPage {
   panelFor(kind) { // boxes appear for the kinds the model's frames carry
     if (this.panels[kind]) return this.panels[kind];
     const renderer = RENDERERS[kind];
-    if (!renderer) return null;
-    const box = el("div", { "data-kind": kind });
-    const png = el("button", { "data-export-png": kind, title: "download this panel as PNG" }, "PNG");
-    const headEl = el("div", { class: "panel-head" }, el("h3", {}, renderer.title), png);
-    if (kind === "filter_grid") {
-      const gif = el("button", { id: "export-gif", title: "the filters' evolution over the whole run as an animated GIF" }, "GIF");
-      gif.addEventListener("click", () => this.exportGif(gif));
-      headEl.append(gif);
-    }
-    const wrap = el("div", { class: "panel", "data-panel-box": kind }, headEl, box);
-    this.panelGrid.append(wrap);
-    const state = renderer.create(box);
-    png.addEventListener("click", () => state.canvas.toBlob((b) => download(b, `${kind}-step${this.steps[this.index]}.png`), "image/png"));
-    if (kind === "filter_grid") {
-      state.canvas.addEventListener("drawn", (ev) => {
-        const { step, time } = ev.detail;
-        this.draws.push({ step, time, drawn: Date.now() / 1000 });
-        if (this.draws.length > 2000) this.draws.splice(0, 1000);
-      });
-    }
-    return (this.panels[kind] = { state, box: wrap });
-  }
-
-  async exportGif(button) {
-    button.disabled = true;
-    try {
-      download(await api.exportGif(this.id, { max_frames: 120 }), `${this.id}-filters.gif`);
-    } catch (err) {
-      this.errorEl.textContent = `GIF export: ${err.message}`;
-    } finally {
-      button.disabled = false;
-    }
+    if (!renderer) return null; // a kind this page does not know (a newer producer): skipped
+    const box = new PanelBox(kind, renderer, { ctx: { runId: this.id, fetchBlob: api.fetchBlob,
+      onError: (msg) => { this.errorEl.textContent = msg; } } });
+    renderer.latency?.(box.state, (d) => {
+      this.draws.push(d);
+      if (this.draws.length > 2000) this.draws.splice(0, 1000);
+    });
+    this.panelGrid.append(box.root);
+    return (this.panels[kind] = box);
   }
 
   updateHeader(step, total, wallTime) {
@@ -176,7 +149,7 @@ export class RunPage {
     this.bar.style.width = `${(100 * step / Math.max(total, 1)).toFixed(1)}%`;
     this.stepEl.textContent = `step ${step} / ${total}`;
     this.updateEta();
-    this.cancelBtn.disabled = this.cancelling || !ACTIVE.has(this.run.status);
+    this.cancelBtn.disabled = this.cancelling || !isActive(this.run.status);
   }
 
   // An ETA only while the run is running and nobody has asked it to stop: a cancelled (or
@@ -184,8 +157,8 @@ export class RunPage {
   updateEta() {
     const { step, total, wallTime } = this.progressNow ?? { step: 0, total: 0, wallTime: 0 };
     const elapsed = `elapsed ${formatDuration(wallTime)}`;
-    if (this.cancelling && ACTIVE.has(this.run.status)) this.etaEl.textContent = `${elapsed} · cancelling…`;
-    else if (this.run.status === "running") {
+    if (this.cancelling && isActive(this.run.status)) this.etaEl.textContent = `${elapsed} · cancelling…`;
+    else if (this.run.status === RUNNING) {
       const eta = step > 0 ? wallTime / step * (total - step) : null;
       this.etaEl.textContent = `${elapsed} · ETA ${formatDuration(eta)}`;
     } else this.etaEl.textContent = elapsed;
@@ -196,7 +169,7 @@ export class RunPage {
     this.statusEl.textContent = status;
     this.statusEl.className = `status ${status}`;
     if (error) this.errorEl.textContent = error;
-    this.cancelBtn.disabled = this.cancelling || !ACTIVE.has(status);
+    this.cancelBtn.disabled = this.cancelling || !isActive(status);
     this.updateEta();
     this.updateLive();
   }
@@ -255,8 +228,7 @@ export class RunPage {
     if (step === this.steps.at(-1)) this.results.update({ panels, panelsStep: step });
     const time = this.times.get(step);
     for (const [kind, payload] of Object.entries(panels ?? {})) {
-      const p = this.panelFor(kind);
-      if (p) RENDERERS[kind].render(p.state, { ...payload, step, time });
+      this.panelFor(kind)?.render({ ...payload, step, time });
     }
   }
 
@@ -304,7 +276,7 @@ export class RunPage {
     this.source = new EventSource(api.authUrl(`/api/runs/${this.id}/events?after=${cursor}`));
     this.source.addEventListener("frame", (ev) => {
       const frame = JSON.parse(ev.data);
-      if (this.run.status === "queued") this.setStatus("running");
+      if (this.run.status === QUEUED) this.setStatus(RUNNING);
       if (this.steps.length && frame.step <= this.steps.at(-1)) return; // a replayed duplicate
       this.steps.push(frame.step);
       this.times.set(frame.step, frame.time);
@@ -318,11 +290,11 @@ export class RunPage {
     });
     this.source.addEventListener("status", (ev) => {
       const s = JSON.parse(ev.data);
-      if (s.status === "running" && (s.resumed_from_step != null || s.attempt > 1)) this.supersede(s);
-      else if (s.status === "queued" && s.reason) this.noticeEl.textContent = `Waiting for a worker: ${s.reason}.`;
-      else if (s.status === "running") this.noticeEl.textContent = ""; // out of the queue
+      if (s.status === RUNNING && (s.resumed_from_step != null || s.attempt > 1)) this.supersede(s);
+      else if (s.status === QUEUED && s.reason) this.noticeEl.textContent = `Waiting for a worker: ${s.reason}.`;
+      else if (s.status === RUNNING) this.noticeEl.textContent = ""; // out of the queue
       this.setStatus(s.status, s.error);
-      if (!ACTIVE.has(s.status)) { this.source.close(); this.source = null; }
+      if (!isActive(s.status)) { this.source.close(); this.source = null; }
     });
   }
 
@@ -349,16 +321,17 @@ export class RunPage {
     this.updateEta();
     try {
       const out = await api.cancel(this.id);
-      if (!ACTIVE.has(out.status)) this.setStatus(out.status, out.error);
+      if (!isActive(out.status)) this.setStatus(out.status, out.error);
     } catch (err) {
       this.cancelling = false;
       this.errorEl.textContent = err.message;
-      this.cancelBtn.disabled = !ACTIVE.has(this.run.status);
+      this.cancelBtn.disabled = !isActive(this.run.status);
       this.updateEta();
     }
   }
 
   close() {
+    for (const box of Object.values(this.panels)) box.close();
     this.pause();
     this.source?.close();
     document.removeEventListener("keydown", this.onKey);

@@ -1,7 +1,8 @@
 // Sharing and the run's record, as one header element of the run page (runTools), plus the
 // "shared" landing route and the clone page. Write controls are hidden for share-link viewers
 // (the server refuses them anyway).
-import { api, el } from "./api.js";
+import { api } from "./api.js";
+import { el } from "./dom.js";
 import { isShareView } from "./auth.js";
 
 function fmt(v) { return v == null || v === "" ? "–" : typeof v === "object" ? JSON.stringify(v) : String(v); }

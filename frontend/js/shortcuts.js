@@ -1,5 +1,5 @@
 // `?` shows the keyboard shortcuts (the run page's keys), Esc or a click outside closes them.
-import { el } from "./api.js";
+import { el } from "./dom.js";
 
 const KEYS = [
   [["←", "→"], "step back / forward one frame"],

@@ -2,7 +2,7 @@
 // every combination runs) or a random range (`train.lr~0.001:0.1:log`, drawn `samples` times, `:int`
 // rounds); all queued as runs of one sweep (POST /api/sweeps) with the form's config as the base,
 // then the sweep's page opens. Config errors land on the form's fields, sweep errors here.
-import { el } from "./api.js";
+import { el } from "./dom.js";
 import { bearer } from "./auth.js";
 
 const LINE = /^\s*([A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*)\s*=\s*(.+?)\s*$/;

@@ -2,10 +2,10 @@
 // sortable by any column, a Plotly parallel-coordinates plot of the values against a chosen
 // metric, "Compare selected" (the compare page: panels side by side on one timeline) and
 // "Cancel sweep". Refreshed every few seconds while runs are active.
-import { el } from "./api.js";
+import { el } from "./dom.js";
+import { isActive } from "./statuses.js";
 import { bearer } from "./auth.js";
 
-const ACTIVE = new Set(["queued", "running"]);
 const REFRESH_MS = 3000;
 
 async function call(method, path) {
@@ -114,7 +114,7 @@ export async function sweepPage(view, id) {
   function draw() {
     const c = sweep.counts;
     counts.textContent = Object.entries(c).map(([k, v]) => `${v} ${k}`).join(" · ");
-    cancelBtn.disabled = !sweep.runs.some((r) => ACTIVE.has(r.status));
+    cancelBtn.disabled = !sweep.runs.some((r) => isActive(r.status));
     drawTable();
     drawPlot();
     view.dataset.sweepDrawn = String(Date.now()); // tests wait on a fresh draw
@@ -122,7 +122,7 @@ export async function sweepPage(view, id) {
 
   draw();
   const timer = setInterval(async () => {
-    if (!sweep.runs.some((r) => ACTIVE.has(r.status))) return;
+    if (!sweep.runs.some((r) => isActive(r.status))) return;
     try { sweep = await call("GET", `/api/sweeps/${id}`); draw(); } catch (e) { error.textContent = e.message; }
   }, REFRESH_MS);
   return { close() { clearInterval(timer); } };

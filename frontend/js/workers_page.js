@@ -1,6 +1,7 @@
 // `#/workers`: the lab's workers (host, devices, queues, current run, runs done, last heartbeat) and
 // each queue in order — a read-only summary for every member; the admin page adds the join command.
-import { api, el } from "./api.js";
+import { api } from "./api.js";
+import { el } from "./dom.js";
 import { when } from "./share.js";
 
 export async function workersSection() {

@@ -139,6 +139,10 @@ def test_bundle_round_trip_recreates_the_run_on_another_server(client, tmp_path,
         assert [f["step"] for f in frames] == [0, 10, 20, 30, 40] and frames[-1]["metrics"]["loss"] == 0.2
         last = other.get(f"/api/runs/{new['id']}/frames", params={"from_step": 40}).json()["frames"][0]
         assert last["panels"]["filter_grid"]["count"] == 64
+        # what the Results card is computed from: the latest metrics and the last frame's panels
+        original = client.get(f"/api/runs/{run['id']}/frames", params={"from_step": 40}).json()["frames"][0]
+        assert new["metrics"] == original["metrics"] == {"loss": 0.2, "sparsity": 0.4}
+        assert last["panels"] == original["panels"]
         weights = np.load(io.BytesIO(other.get(f"/api/runs/{new['id']}/weights.npz").content))
         assert weights["W_e"].shape == (4, 9)
 
@@ -191,11 +195,18 @@ def test_html_export_is_self_contained(client):
     page = res.text
     assert "attachment" in res.headers["content-disposition"]
     assert "Plotly" in page and len(page) > 1_000_000  # plotly.min.js inline
-    from backend.app.routers.bundles import PLOTLY_JS
+    from backend.app.html_export import PLOTLY_JS
     ours = page.replace(PLOTLY_JS.read_text().replace("</script", "<\\/script"), "")
     assert len(ours) < len(page) - 1_000_000  # the whole of plotly.min.js is in the page
     assert "http" not in ours.replace("https://example.org", "") and "<script src" not in ours  # nothing fetched
     assert "<script>alert(1)</script>" not in page and "&lt;script&gt;alert(1)" in ours
     assert ours.count("data:image/png") == 1  # images are set by the page's own script from the JSON
     data = json.loads(page.split('<script type="application/json" id="data">')[1].split("</script>")[0])
-    assert len(data["images"]) == 5 and data["metrics"]["step"] == [0, 10, 20, 30, 40]
+    assert [f["step"] for f in data["frames"]] == [0, 10, 20, 30, 40] and data["metrics"]["step"] == [0, 10, 20, 30, 40]
+    assert all(f["panels"]["filter_grid"]["count"] == 64 for f in data["frames"])
+    # the run page's own renderers, every panel kind, inlined as one script (no module to fetch)
+    for kind in ("filter_grid", "topographic_map", "tree_inhibition", "interaction_matrix", "drsae_units",
+                 "group_activations", "reconstructions", "sparsity"):
+        assert f'__define("panels/{kind}.js"' in ours, kind
+    assert '<script type="module"' not in ours and "import(" not in ours
+

@@ -1,5 +1,20 @@
-"""Exports of a run: the filter grid's evolution as an animated GIF (Pillow) or an H.264 MP4 (the
-ffmpeg binary that imageio-ffmpeg ships; no torch here), the curves as CSV."""
+"""Every download a run offers: a self-contained HTML page of its run page (html_export.py), a .zip
+bundle that another server can import (routers/bundles.py, bundle_import.py), the filter grid's
+evolution as an animated GIF (Pillow) or an H.264 MP4 (the ffmpeg binary that imageio-ffmpeg ships;
+no torch here), the curves as CSV.
+
+A bundle holds only data formats, never pickles:
+    record.json        the run's record (name, tags, notes, status, times, launcher, provenance,
+                       and its latest metrics: with final_frame.json, what the Results card shows)
+    config.json        the full resolved config
+    environment.json   the worker's environment record (torch, CUDA, device, code version)
+    metrics.csv        step, wall_time, time and every scalar metric, one row per frame
+    frames.json        the frames index (step, wall_time, time)
+    final_frame.json   the last frame's panel payloads (what the run page shows at the end)
+    filters.png        the final filters (the filter_grid atlas)
+    weights.npz        the final weights (numpy, no object arrays)
+    checkpoint.safetensors  the model state (written by the worker next to checkpoint.pt)
+"""
 from __future__ import annotations
 
 import base64
@@ -7,27 +22,84 @@ import csv
 import io
 import json
 import os
+import re
 import tempfile
+import zipfile
+from pathlib import Path
 from typing import Annotated
 
 import numpy as np
-from fastapi import APIRouter, HTTPException, Query
+from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import Response
 from PIL import Image, ImageDraw
 from sqlalchemy import select
 
-from ..deps import SessionDep, TicketReaderRunDep
+from ..bundle_import import BUNDLE_FORMAT
+from ..deps import SessionDep, SettingsDep, TicketReaderRunDep
 from ..errors import errors
-from ..store import Frame
+from ..html_export import evenly, export_page, record
+from ..run_files import local_folder
+from ..store import Frame, Run
 
 router = APIRouter(prefix="/api/runs", tags=["exports"], responses=errors(401, 403, 404, 422))
 
 
-def evenly(n: int, k: int) -> list[int]:
-    """k indices spread evenly over range(n), first and last included."""
-    if n <= k:
-        return list(range(n))
-    return sorted({int(round(i)) for i in np.linspace(0, n - 1, k)})
+def _run_dir(settings, run_id: str) -> Path:
+    if not re.fullmatch(r"[0-9a-f]{32}", run_id):
+        raise HTTPException(404, detail="run_id: malformed")
+    return settings.artifacts_dir / run_id
+
+
+def _metrics_csv(rows, extra: tuple[str, ...] = ()) -> str:
+    """One row per frame: step, wall_time, `extra` columns, then every metric (blank where absent)."""
+    names = sorted({k for r in rows for k in (r.metrics or {})})
+    buf = io.StringIO()
+    w = csv.writer(buf)
+    w.writerow(["step", "wall_time", *extra, *names])
+    for r in rows:
+        w.writerow([r.step, r.wall_time, *[getattr(r, x) for x in extra], *[(r.metrics or {}).get(n, "") for n in names]])
+    return buf.getvalue()
+
+
+def _final_panels(session, run: Run) -> dict:
+    panels = session.scalar(select(Frame.panels).where(Frame.run_id == run.id)
+                            .order_by(Frame.step.desc(), Frame.id.desc()).limit(1))
+    return json.loads(panels) if panels else {}
+
+
+@router.get("/{run_id}/bundle.zip")
+def export_bundle(run: TicketReaderRunDep, session: SessionDep, settings: SettingsDep, request: Request) -> Response:
+    rows = session.execute(select(Frame.step, Frame.wall_time, Frame.time, Frame.metrics)
+                           .where(Frame.run_id == run.id).order_by(Frame.step, Frame.id)).all()
+    final = _final_panels(session, run)
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+        z.writestr("record.json", json.dumps(record(run, BUNDLE_FORMAT), indent=2))
+        z.writestr("config.json", json.dumps(run.config, indent=2))
+        z.writestr("environment.json", json.dumps(run.environment or {}, indent=2))
+        z.writestr("metrics.csv", _metrics_csv(rows, ("time",)))
+        z.writestr("frames.json", json.dumps([{"step": r.step, "wall_time": r.wall_time, "time": r.time}
+                                              for r in rows]))
+        z.writestr("final_frame.json", json.dumps(final))
+        atlas = final.get("filter_grid", {}).get("atlas_png")
+        if atlas:
+            z.writestr("filters.png", base64.b64decode(atlas))
+        folder = local_folder(request.app.state.sessions, _run_dir(settings, run.id), run.id,
+                              ("weights.npz", "checkpoint.safetensors"))
+        for name in ("weights.npz", "checkpoint.safetensors"):
+            if (folder / name).is_file():
+                z.write(folder / name, name)
+    return Response(out.getvalue(), media_type="application/zip",
+                    headers={"Content-Disposition": f'attachment; filename="pinwheel-{run.id}.zip"'})
+
+
+@router.get("/{run_id}/export.html")
+def export_html(run: TicketReaderRunDep, session: SessionDep, settings: SettingsDep) -> Response:
+    """One file that opens offline: the run page's Results card, timeline, every panel and the curves
+    (the frontend's own renderers and Plotly inline; panels of up to 24 frames)."""
+    page = export_page(run, session, settings.frontend_dir, BUNDLE_FORMAT)
+    return Response(page, media_type="text/html; charset=utf-8",
+                    headers={"Content-Disposition": f'attachment; filename="pinwheel-{run.id}.html"'})
 
 
 def gif_frame(atlas_b64: str, step: int, scale: int) -> Image.Image:
@@ -119,11 +191,5 @@ def curves_csv(run: TicketReaderRunDep, session: SessionDep) -> Response:
     """Every stored frame's metrics: step, wall_time, then one column per metric."""
     rows = session.execute(select(Frame.step, Frame.wall_time, Frame.metrics).where(Frame.run_id == run.id)
                            .order_by(Frame.step, Frame.id)).all()
-    names = sorted({k for r in rows for k in (r.metrics or {})})
-    buf = io.StringIO()
-    w = csv.writer(buf)
-    w.writerow(["step", "wall_time", *names])
-    for r in rows:
-        w.writerow([r.step, r.wall_time, *[(r.metrics or {}).get(n, "") for n in names]])
-    return Response(buf.getvalue(), media_type="text/csv",
+    return Response(_metrics_csv(rows), media_type="text/csv",
                     headers={"Content-Disposition": f'attachment; filename="{run.id}-curves.csv"'})

@@ -1,7 +1,6 @@
 // Renderer for `filter_grid`: the decoder (or encoder) atlas on the model's topology; hover names
 // the unit, its place, group(s) and statistics on the probe batch.
-import { el } from "../api.js";
-import { bearer } from "../auth.js";
+import { download, el } from "../dom.js";
 import { canvasPoint, decodePng, drawn, fit, fmt } from "../draw.js";
 
 export const title = "Filters";
@@ -67,35 +66,38 @@ export function hoverText(p, unit) {
   return parts.join(" · ");
 }
 
-// The run this panel is drawn for: the run page's address is #/runs/<id>.
-function runId() {
-  return location.hash.match(/^#\/runs\/([0-9a-f]{32})/)?.[1] ?? null;
-}
-
-// The filters' evolution over the whole run as an H.264 MP4 (the server encodes it from the stored frames).
-async function exportMp4(state, button) {
-  const id = runId();
-  if (!id) return;
+// The filters' evolution over the whole run, encoded by the server from the stored frames: an
+// animated GIF, or an H.264 MP4 of the view shown (decoder or encoder).
+async function exportMovie(state, ctx, button, format) {
   button.disabled = true;
-  state.hover.textContent = "encoding MP4…";
+  state.hover.textContent = `encoding ${format.toUpperCase()}…`;
   try {
     const params = new URLSearchParams({ max_frames: 120, view: state.view });
-    const token = bearer();
-    const res = await fetch(`/api/runs/${id}/exports/filter_grid.mp4?${params}`,
-      { headers: token ? { Authorization: `Bearer ${token}` } : {} });
-    if (!res.ok) throw new Error((await res.json().catch(() => ({}))).detail ?? res.statusText);
-    const url = URL.createObjectURL(await res.blob());
-    const a = el("a", { href: url, download: `${id}-filters-${state.view}.mp4` });
-    document.body.append(a);
-    a.click();
-    a.remove();
-    setTimeout(() => URL.revokeObjectURL(url), 10_000);
-    state.hover.textContent = `MP4: ${res.headers.get("X-Frame-Count")} frames`;
+    const { blob, frames } = await ctx.fetchBlob(`/api/runs/${ctx.runId}/exports/filter_grid.${format}?${params}`);
+    download(blob, `${ctx.runId}-filters${format === "mp4" ? `-${state.view}` : ""}.${format}`);
+    state.hover.textContent = `${format.toUpperCase()}: ${frames} frames`;
   } catch (err) {
-    state.hover.textContent = `MP4 export: ${err.message}`;
+    state.hover.textContent = `${format.toUpperCase()} export: ${err.message}`;
+    ctx.onError?.(`${format.toUpperCase()} export: ${err.message}`);
   } finally {
     button.disabled = false;
   }
+}
+
+// The panel head's tools (panel_box.js): GIF and MP4 of the run, where the page can fetch them.
+export function tools(state, ctx) {
+  if (!ctx.fetchBlob || !ctx.runId) return [];
+  const gif = el("button", { id: "export-gif", title: "the filters' evolution over the whole run as an animated GIF" }, "GIF");
+  const mp4 = el("button", { id: "export-mp4", title: "the filters' evolution over the whole run as an MP4 video (the view shown: decoder or encoder)" }, "MP4");
+  gif.addEventListener("click", () => exportMovie(state, ctx, gif, "gif"));
+  mp4.addEventListener("click", () => exportMovie(state, ctx, mp4, "mp4"));
+  return [gif, mp4];
+}
+
+// The page's draw-latency record (worker time of a frame → its pixels on screen) is taken on this
+// panel: record({step, time, drawn}) each time a frame's filters are on the canvas.
+export function latency(state, record) {
+  state.canvas.addEventListener("drawn", (ev) => record({ step: ev.detail.step, time: ev.detail.time, drawn: Date.now() / 1000 }));
 }
 
 export function create(container) {
@@ -115,9 +117,6 @@ export function create(container) {
     state.buttons[v] = b;
     which.append(b);
   }
-  const mp4 = el("button", { id: "export-mp4", title: "the filters' evolution over the whole run as an MP4 video (the view shown: decoder or encoder)" }, "MP4");
-  mp4.addEventListener("click", () => exportMp4(state, mp4));
-  which.append(mp4);
   container.append(which, stage, hover);
   canvas.addEventListener("mousemove", (ev) => {
     const p = state.payload;

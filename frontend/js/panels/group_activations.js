@@ -1,6 +1,6 @@
 // Renderer for `group_activations`: group norms ‖z_P‖ on the group topology (heat map on the torus,
 // bars for 1-D groups, coloured nodes on a tree), the per-unit mean activation, the share of zero groups.
-import { el } from "../api.js";
+import { el } from "../dom.js";
 import { drawn, fit, fmt, heatmap, rgb, viridis } from "../draw.js";
 
 export const title = "Group activations";

@@ -1,6 +1,6 @@
 // Renderer for `interaction_matrix`: S as a heat map (viridis for S ≥ 0, blue–white–red when signed),
 // entries the model fixes at zero in light grey, tree subtrees outlined; hover reads an entry.
-import { el } from "../api.js";
+import { el } from "../dom.js";
 import { canvasPoint, decodePng, drawn, fit, fmt, rgb, viridis } from "../draw.js";
 
 export const title = "Interaction matrix S";

@@ -1,5 +1,5 @@
 // Renderer for `reconstructions`: probe inputs (top row) above the model's reconstructions.
-import { el } from "../api.js";
+import { el } from "../dom.js";
 import { decodePng, drawn, fit, fmt } from "../draw.js";
 
 export const title = "Reconstructions";

@@ -1,5 +1,5 @@
 // Renderer for `sparsity`: L0 of the probe code and the histogram of |z| over active entries (log bins).
-import { el } from "../api.js";
+import { el } from "../dom.js";
 import { drawn, fit, fmt } from "../draw.js";
 
 export const title = "Sparsity";

@@ -1,6 +1,6 @@
 // Renderer for `topographic_map`: orientation hue × selectivity brightness, pin-wheels marked by
 // handedness (white ring: counter-clockwise, black ring: clockwise), Λ, ρ next to π, smoothness.
-import { el } from "../api.js";
+import { el } from "../dom.js";
 import { decodePng, drawn, fit, fmt } from "../draw.js";
 
 export const title = "Orientation map";

@@ -1,12 +1,14 @@
 // Renderer for `tree_inhibition`: the tree with each node's filter as its picture (size ∝ √ mean |z|,
 // frame colour = share of probes the unit is active on), edges to parents; beside it S in tree order.
-import { el } from "../api.js";
+import { el } from "../dom.js";
 import { canvasPoint, decodePng, drawn, fit, fmt, rgb, viridis } from "../draw.js";
 import { drawMatrix, matrixCell, matrixImage } from "./interaction_matrix.js";
 
 export const title = "Tree inhibition";
 
-const TREE_W = 560, LEVEL_H = 64, TOP = 18, MSIZE = 220;
+const MIN_TREE_W = 560, LEAF_W = 30, LEVEL_H = 64, TOP = 18, MSIZE = 220;
+// the tree takes the width its leaves need (≥ 26 px a leaf picture), the page scrolls it if it must
+const treeWidth = (leaves) => Math.max(MIN_TREE_W, leaves * LEAF_W);
 
 // x of every node: leaves evenly spaced in depth-first order, a parent centred over its children
 export function treeLayout(parents, width) {
@@ -45,7 +47,7 @@ export function create(container) {
         + ` · inhibition received ${fmt(p.inhibition[node])}`;
       return;
     }
-    const cell = state.matrix && matrixCell(p.matrix, MSIZE, x - TREE_W - 20, y - TOP);
+    const cell = state.matrix && matrixCell(p.matrix, MSIZE, x - state.treeW - 20, y - TOP);
     if (cell) {
       const v = state.matrix.value(...cell);
       hover.textContent = `S[${p.matrix.order[cell[0]]}, ${p.matrix.order[cell[1]]}] ${v == null ? "fixed at 0 (same branch)" : `≈ ${fmt(v)}`}`;
@@ -60,6 +62,9 @@ export async function render(state, p) {
   if (token !== state.token) return;
   state.payload = p;
   state.matrix = matrix;
+  const leaves = p.parents.filter((_, v) => !p.parents.includes(v)).length;
+  const TREE_W = treeWidth(leaves);
+  state.treeW = TREE_W;
   const lay = treeLayout(p.parents, TREE_W);
   const W = TREE_W + 20 + MSIZE + 60, H = Math.max(TOP + lay.levels * LEVEL_H, TOP + MSIZE + 10);
   const ctx = fit(state.canvas, W, H);
