@@ -10,7 +10,7 @@ import datetime as dt
 
 from pydantic import BaseModel, ConfigDict
 
-ACTIVE_STATUSES = ("queued", "running")
+from .protocol import ACTIVE_STATUSES
 
 
 class _Loose(BaseModel):

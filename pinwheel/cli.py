@@ -19,6 +19,7 @@ from . import _client_config as cfg
 from ._client_models import RunInfo
 from ._client_overrides import OverrideError, parse_axis, parse_random, parse_sets
 from .client import DOWNLOADS, Client, PinwheelError
+from .protocol import ACTIVE_STATUSES
 
 EXIT_ERROR, EXIT_FAILED, EXIT_CANCELLED, EXIT_INTERRUPTED = 1, 3, 4, 130
 RUN_EXIT = {"succeeded": 0, "failed": EXIT_FAILED, "cancelled": EXIT_CANCELLED}
@@ -262,7 +263,7 @@ def sweep_cancel(ctx: typer.Context, sweep_id: str = typer.Argument(...)) -> Non
     """Cancel every queued or running run of a sweep."""
     with client(ctx) as pw:
         info = pw.cancel_sweep(sweep_id)
-    out(f"cancel requested for {sum(r.status in ('queued', 'running') for r in info.runs)} runs of sweep {sweep_id}")
+    out(f"cancel requested for {sum(r.status in ACTIVE_STATUSES for r in info.runs)} runs of sweep {sweep_id}")
 
 
 def main() -> None:

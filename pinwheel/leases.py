@@ -14,21 +14,13 @@ was replaced) can no longer publish anything — its writes are fenced by the at
 """
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 
 import redis
 
-from .protocol import cancel_key, stream_key
-
-
-def exec_key(run_id: str) -> str:
-    return f"run:{run_id}:exec"
-
-
-def lease_key(run_id: str) -> str:
-    return f"run:{run_id}:lease"
+from .protocol import (LEASE_KEY_PATTERN, Event, StatusEvent, cancel_key, entry, event_json, exec_key, lease_key,
+                       run_id_of_key, stream_key)
 
 
 STREAM_MAXLEN = 20_000  # approximate cap on a run's stream; the backend persists long before
@@ -137,7 +129,7 @@ def drop_dead_leases(client: redis.Redis, node: str, is_alive) -> list[str]:
     that is no longer alive: dropped now, so the reaper re-queues their runs at once instead of a
     lease TTL later. A worker restarted by its supervisor calls this when it is ready."""
     dropped = []
-    for key in client.scan_iter(match="run:*:lease", count=500):
+    for key in client.scan_iter(match=LEASE_KEY_PATTERN, count=500):
         value = client.get(key)
         if value is None:
             continue
@@ -145,12 +137,13 @@ def drop_dead_leases(client: redis.Redis, node: str, is_alive) -> list[str]:
         name, _, pid = holder.rpartition(":")
         if name == node and pid.isdigit() and not is_alive(int(pid)):
             if client.eval(_DELETE_IF, 1, key, value):
-                dropped.append(_text(key).split(":")[1])
+                dropped.append(run_id_of_key(key))
     return dropped
 
 
 def _status_template(status: str, **fields) -> str:
-    return json.dumps({"status": status, "time": time.time(), **fields})
+    """A status event's JSON; the Lua scripts add the attempt fields they decide."""
+    return event_json(StatusEvent(status=status, time=time.time(), **fields))
 
 
 def _text(value) -> str:
@@ -167,9 +160,9 @@ def requeue_forgotten(client: redis.Redis, run_id: str, attempt: int) -> None:
     """A run the store says is active but Redis has no record of (its data lost): queued again at
     the attempt the store knows, with a status saying why (the caller sends its task)."""
     init_run(client, run_id, attempt=attempt)
-    data = _status_template("queued", lost_attempt=attempt or None,
-                            reason="Redis lost the run's queue entry; re-queued to resume from its checkpoint")
-    client.xadd(stream_key(run_id), {"type": "status", "data": data}, maxlen=STREAM_MAXLEN, approximate=True)
+    event = StatusEvent(status="queued", time=time.time(), lost_attempt=attempt or None,
+                        reason="Redis lost the run's queue entry; re-queued to resume from its checkpoint")
+    client.xadd(stream_key(run_id), entry(event), maxlen=STREAM_MAXLEN, approximate=True)
 
 
 def exec_state(client: redis.Redis, run_id: str) -> dict:
@@ -226,16 +219,17 @@ class Lease:
         """False once this attempt is no longer the run's (replaced, or cancelled while it stalled)."""
         return bool(self.redis.eval(_RENEW, 2, *self._keys[:2], self.attempt, self.worker, self.ttl_ms))
 
-    def publish(self, kind: str, data: dict, end_state: str = "") -> str | None:
-        """XADD to the run's stream if this attempt still holds the run; None when fenced out.
+    def publish(self, event: Event, end_state: str = "") -> str | None:
+        """XADD the event to the run's stream if this attempt still holds the run; None when fenced out.
         end_state 'done' ends the run (the terminal status), 'queued' hands it back; both drop the lease."""
-        reply = self.redis.eval(_FENCED_XADD, 3, *self._keys, self.attempt, STREAM_MAXLEN, kind,
-                                json.dumps(data), end_state)
+        fields = entry(event)
+        reply = self.redis.eval(_FENCED_XADD, 3, *self._keys, self.attempt, STREAM_MAXLEN, fields["type"],
+                                fields["data"], end_state)
         return None if reply is None else _text(reply)
 
     def release(self, reason: str) -> bool:
         """Give the run back to the queue (a worker shutting down): state `queued`, lease dropped,
         a `queued` status saying why. False when this attempt no longer held the run."""
-        data = {"status": "queued", "time": time.time(), "attempt": self.attempt, "ended_attempt": self.attempt,
-                "reason": reason}
-        return self.publish("status", data, end_state="queued") is not None
+        event = StatusEvent(status="queued", time=time.time(), attempt=self.attempt, ended_attempt=self.attempt,
+                            reason=reason)
+        return self.publish(event, end_state="queued") is not None

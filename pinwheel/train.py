@@ -1,7 +1,8 @@
 """The generic training loop. It reports through callbacks and knows nothing of Celery or HTTP.
 
 A *frame* is emitted every `frame_every_steps` steps or `frame_every_seconds` seconds, whichever
-comes first: {step, total_steps, wall_time, time, metrics, panels}. Metrics are averaged over the
+comes first: a pinwheel.protocol.Frame (step, total_steps, wall_time, time, metrics, panels), handed to
+`on_frame` as the dict of the fields it sets. Metrics are averaged over the
 steps since the previous frame, so the curve is not aliased by the frame rate.
 
 Streaming cost: the panels and held-out measures (frame_metrics: probes, held-out energies) of a
@@ -34,6 +35,7 @@ from .configs import RunConfig
 from .data import build_dataset
 from .models import build_model
 from .panels import produce_panels
+from .protocol import Frame
 
 
 class Callbacks(Protocol):
@@ -139,8 +141,9 @@ class FrameStreamer:
             panels = produce_panels(model, self.probe_x, self.probe_y, step=head["step"], fresh=fresh)
             # held-out measures and probes, on the snapshot: off the training thread too
             measured = model.frame_metrics(self.dataset) if self.dataset is not None else {}
-        self.callbacks.on_frame({"step": head["step"], "total_steps": head["total_steps"], "wall_time": head["wall_time"],
-                                 "time": time.time(), "metrics": {**head["metrics"], **measured}, "panels": panels})
+        frame = Frame(step=head["step"], total_steps=head["total_steps"], wall_time=head["wall_time"], time=time.time(),
+                      metrics={**head["metrics"], **measured}, panels=panels)
+        self.callbacks.on_frame(frame.model_dump(exclude_unset=True))
         self.delivered, self.cpu_seconds = self.delivered + 1, self.cpu_seconds + time.thread_time() - cpu
         if self.callbacks.should_stop():
             self.stop_state, self.halted = snap, True

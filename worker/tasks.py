@@ -25,7 +25,7 @@ from celery.worker import state as worker_state
 from pinwheel.configs import RunConfig
 from pinwheel.devices import choose_device
 from pinwheel.leases import Lease
-from pinwheel.protocol import TASK_NAME, cancel_key, stream_key
+from pinwheel.protocol import TASK_NAME, Event, Frame, StatusEvent, cancel_key, kind_of, stream_key
 from pinwheel.provenance import code_version
 from pinwheel.train import TrainingDiverged, resolve_device, train
 
@@ -95,9 +95,9 @@ class RunWatch(threading.Thread):
             if (self.reason == "cancel" and not self.cancel_published
                     and time.monotonic() - cancel_seen > settings.cancel_grace_seconds):
                 try:  # a long step: say so now; the step finishes in the background and saves nothing new
-                    self.cancel_published = self.lease.publish(
-                        "status", {"status": "cancelled", "time": time.time(), "attempt": self.lease.attempt,
-                                   "reason": "cancelled during a long step"}, end_state="done") is not None
+                    self.cancel_published = self.lease.publish(StatusEvent(
+                        status="cancelled", time=time.time(), attempt=self.lease.attempt,
+                        reason="cancelled during a long step"), end_state="done") is not None
                 except REDIS_DOWN:
                     pass
 
@@ -109,18 +109,17 @@ class StreamPublisher:
     def __init__(self, lease: Lease, watch: RunWatch, run_id: str, files: RunFiles):
         self.lease, self.watch, self.run_id, self.files = lease, watch, run_id, files
 
-    def publish(self, kind: str, data: dict, end_state: str = "") -> str | None:
-        entry = retrying(f"run {self.run_id}: publish {kind}", lambda: self.lease.publish(kind, data, end_state))
+    def publish(self, event: Event, end_state: str = "") -> str | None:
+        entry = retrying(f"run {self.run_id}: publish {kind_of(event)}", lambda: self.lease.publish(event, end_state))
         if entry is None:  # this attempt no longer holds the run: write nothing more
             self.watch.stop("superseded")
         return entry
 
     def status(self, status: str, end_state: str = "", **extra) -> None:
-        self.publish("status", {"status": status, "time": time.time(), "attempt": self.lease.attempt, **extra},
-                     end_state)
+        self.publish(StatusEvent(status=status, time=time.time(), attempt=self.lease.attempt, **extra), end_state)
 
     def on_frame(self, frame: dict) -> None:
-        self.publish("frame", {**frame, "attempt": self.lease.attempt})
+        self.publish(Frame.model_validate({**frame, "attempt": self.lease.attempt}))
 
     def should_stop(self) -> bool:
         return self.watch.reason is not None

@@ -19,13 +19,13 @@ import redis
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 
-from pinwheel.protocol import ACTIVE_STATUSES, PERSIST_GROUP, TERMINAL_STATUSES, stream_key
+from pinwheel import protocol
+from pinwheel.protocol import ACTIVE_STATUSES, PERSIST_GROUP, TERMINAL_STATUSES, run_id_of_key, stream_key
 
 from .store import Frame, Run
 from .thinning import thin_run
 
 log = logging.getLogger(__name__)
-ACTIVE = ACTIVE_STATUSES
 
 
 def ensure_group(client: redis.Redis, run_id: str) -> None:
@@ -57,10 +57,10 @@ def _supersede(session, run: Run, from_step: int) -> None:
     run.step = session.scalar(select(func.max(Frame.step)).where(Frame.run_id == run.id)) or 0
 
 
-def _frame_is_new(session, run: Run, data: dict) -> bool:
+def _frame_is_new(session, run: Run, frame: protocol.Frame) -> bool:
     """One frame per step, and none that a later attempt redoes: a lost attempt's frames from the
     step its successor resumed at, or a frame re-sent after a Redis timeout, are dropped."""
-    attempt, step = data.get("attempt"), data["step"]
+    attempt, step = frame.attempt, frame.step
     if attempt is not None and any(a["attempt"] > attempt and (a.get("resumed_from_step") or 0) <= step
                                    for a in run.attempts or []):
         return False
@@ -76,53 +76,65 @@ def _lock_run(session, run_id: str) -> Run | None:
     return session.get(Run, run_id, with_for_update=True)
 
 
+def _apply_frame(session, run: Run, event_id: str, frame: protocol.Frame) -> None:
+    if not _frame_is_new(session, run, frame):
+        return
+    session.add(Frame(run_id=run.id, event_id=event_id, step=frame.step, wall_time=frame.wall_time,
+                      time=frame.time, metrics=frame.metrics, panels=json.dumps(frame.panels)))
+    if not run.frame_count or frame.step >= run.step:  # peers may fold a run's batches out of order
+        run.step, run.wall_time, run.total_steps = frame.step, frame.wall_time, frame.total_steps
+        if frame.metrics:
+            run.metrics = frame.metrics
+    run.frame_count = (run.frame_count or 0) + 1
+    if run.status == "queued":
+        run.status = "running"
+
+
+def _apply_status(session, run: Run, event: protocol.StatusEvent) -> None:
+    status = event.status
+    if run.status in TERMINAL_STATUSES:
+        return  # a late duplicate must not resurrect a finished run
+    attempt = event.attempt
+    if status == "running" and attempt is not None and (
+            attempt < (run.attempt or 0) or any(a["attempt"] == attempt for a in run.attempts or [])):
+        return  # a stale attempt's word, or a replay of one already folded in
+    ended = event.lost_attempt or event.ended_attempt
+    if status == "queued" and ended is not None and ended < (run.attempt or 0):
+        return  # a newer attempt already runs
+    run.status = status
+    when = dt.datetime.fromtimestamp(event.time, dt.timezone.utc)
+    if status == "running":
+        run.started_at = run.started_at or when
+        run.environment = event.environment or {}
+        _end_attempt(run, None, event.time, "worker lost (taken over)")
+        resumed = event.resumed_from_step
+        if resumed is not None or (attempt or 1) > 1 or run.frame_count:
+            _supersede(session, run, resumed or 0)
+        run.attempt = attempt or 1
+        run.attempts = [*(run.attempts or []), {
+            "attempt": run.attempt, "host": event.host or run.environment.get("hostname"),
+            "worker": event.worker, "device": run.environment.get("device"), "started_at": _iso(event.time),
+            "resumed_from_step": resumed, "ended_at": None, "ended": None}]
+    elif status == "queued":
+        _end_attempt(run, ended, event.time, event.reason or "re-queued")
+    if status in TERMINAL_STATUSES:
+        run.finished_at = when
+        run.error = event.error
+        _end_attempt(run, None, event.time, status + (f": {event.error}" if event.error else ""))
+
+
 def apply_entry(session, run: Run, event_id: str, fields: dict) -> None:
-    """Fold one stream entry into the store (caller commits)."""
-    kind = fields[b"type"].decode()
-    data = json.loads(fields[b"data"])
-    if kind == "frame":
-        if not _frame_is_new(session, run, data):
-            return
-        session.add(Frame(run_id=run.id, event_id=event_id, step=data["step"], wall_time=data["wall_time"],
-                          time=data["time"], metrics=data["metrics"], panels=json.dumps(data["panels"])))
-        if not run.frame_count or data["step"] >= run.step:  # peers may fold a run's batches out of order
-            run.step, run.wall_time, run.total_steps = data["step"], data["wall_time"], data["total_steps"]
-            if data["metrics"]:
-                run.metrics = data["metrics"]
-        run.frame_count = (run.frame_count or 0) + 1
-        if run.status == "queued":
-            run.status = "running"
-    elif kind == "status":
-        status = data["status"]
-        if run.status in TERMINAL_STATUSES:
-            return  # a late duplicate must not resurrect a finished run
-        attempt = data.get("attempt")
-        if status == "running" and attempt is not None and (
-                attempt < (run.attempt or 0) or any(a["attempt"] == attempt for a in run.attempts or [])):
-            return  # a stale attempt's word, or a replay of one already folded in
-        ended = data.get("lost_attempt") or data.get("ended_attempt")
-        if status == "queued" and ended is not None and ended < (run.attempt or 0):
-            return  # a newer attempt already runs
-        run.status = status
-        when = dt.datetime.fromtimestamp(data["time"], dt.timezone.utc)
-        if status == "running":
-            run.started_at = run.started_at or when
-            run.environment = data.get("environment") or {}
-            _end_attempt(run, None, data["time"], "worker lost (taken over)")
-            resumed = data.get("resumed_from_step")
-            if resumed is not None or (attempt or 1) > 1 or run.frame_count:
-                _supersede(session, run, resumed or 0)
-            run.attempt = attempt or 1
-            run.attempts = [*(run.attempts or []), {
-                "attempt": run.attempt, "host": data.get("host") or run.environment.get("hostname"),
-                "worker": data.get("worker"), "device": run.environment.get("device"), "started_at": _iso(data["time"]),
-                "resumed_from_step": resumed, "ended_at": None, "ended": None}]
-        elif status == "queued":
-            _end_attempt(run, ended, data["time"], data.get("reason") or "re-queued")
-        if status in TERMINAL_STATUSES:
-            run.finished_at = when
-            run.error = data.get("error")
-            _end_attempt(run, None, data["time"], status + (f": {data['error']}" if data.get("error") else ""))
+    """Fold one stream entry into the store (caller commits). An entry that breaks the contract
+    (pinwheel/protocol.py) is logged and skipped: it must not hold up the entries after it."""
+    try:
+        event = protocol.read_entry(fields, event_id)
+    except protocol.MalformedEvent as exc:
+        log.error("run %s: entry %s skipped: %s", run.id, event_id, exc)
+    else:
+        if isinstance(event, protocol.Frame):
+            _apply_frame(session, run, event_id, event)
+        else:
+            _apply_status(session, run, event)
     run.last_event_id = event_id
 
 
@@ -157,7 +169,7 @@ class Persister(threading.Thread):
 
     def active_runs(self) -> list[str]:
         with self.sessions() as s:
-            return list(s.scalars(select(Run.id).where(Run.status.in_(ACTIVE))))
+            return list(s.scalars(select(Run.id).where(Run.status.in_(ACTIVE_STATUSES))))
 
     def poll_once(self, block_ms: int = 0) -> int:
         run_ids = self.active_runs()
@@ -173,7 +185,7 @@ class Persister(threading.Thread):
         streams = {stream_key(r): ">" for r in run_ids}
         reply = self.redis.xreadgroup(PERSIST_GROUP, self.consumer, streams, count=200, block=block_ms or None)
         for key, entries in reply or []:
-            handled += self._store(key.decode().split(":", 1)[1], entries)
+            handled += self._store(run_id_of_key(key), entries)
         return handled
 
     def _pending(self, run_id: str) -> list:

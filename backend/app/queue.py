@@ -7,7 +7,7 @@ import redis
 from celery import Celery
 
 from pinwheel.leases import cancel_run, init_run
-from pinwheel.protocol import TASK_NAME, queue_for
+from pinwheel.protocol import TASK_NAME, queue_for, stream_key
 
 from .persister import ensure_group
 
@@ -51,6 +51,6 @@ class Queue:
     def discard(self, run_id: str) -> None:
         """Forget a run that was never submitted."""
         try:
-            self.redis.delete(f"run:{run_id}")
+            self.redis.delete(stream_key(run_id))
         except redis.RedisError:
             pass

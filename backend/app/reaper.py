@@ -16,8 +16,8 @@ import redis
 from sqlalchemy import select
 
 from pinwheel.leases import reap, requeue_forgotten
+from pinwheel.protocol import ACTIVE_STATUSES
 
-from .persister import ACTIVE
 from .queue import Queue, QueueUnavailable
 from .settings import Settings
 from .store import Run
@@ -60,7 +60,7 @@ class Reaper(threading.Thread):
     def _active_runs(self) -> list[tuple]:
         with self.sessions() as s:
             return list(s.execute(select(Run.id, Run.status, Run.config, Run.created_at, Run.provenance, Run.attempt)
-                                  .where(Run.status.in_(ACTIVE))))
+                                  .where(Run.status.in_(ACTIVE_STATUSES))))
 
     def sweep(self) -> list[str]:
         """One look at every active run; returns the ids re-queued (or failed) by this call."""

@@ -10,6 +10,8 @@ from sqlalchemy import (JSON, BigInteger, DateTime, Float, ForeignKey, Index, In
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, sessionmaker
 
+from pinwheel import protocol
+
 
 class Base(DeclarativeBase):
     pass
@@ -141,9 +143,11 @@ def add_missing_columns(engine) -> None:
                         raise
 
 
-def frame_dict(frame: Frame, with_panels: bool) -> dict:
-    out = {"event_id": frame.event_id, "step": frame.step, "wall_time": frame.wall_time, "time": frame.time,
-           "metrics": frame.metrics}
+def frame_event(frame: Frame, total_steps: int, with_panels: bool = True) -> protocol.Frame:
+    """A stored frame in the contract's shape (pinwheel/protocol.py), as SSE and /frames hand it out.
+    Validated when it was persisted, so not again; panels (large) are parsed only when asked for."""
+    fields = dict(event_id=frame.event_id, step=frame.step, total_steps=total_steps, wall_time=frame.wall_time,
+                  time=frame.time, attempt=None, metrics=frame.metrics)
     if with_panels:
-        out["panels"] = json.loads(frame.panels)
-    return out
+        fields["panels"] = json.loads(frame.panels)
+    return protocol.Frame.model_construct(**fields)

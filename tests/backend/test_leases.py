@@ -11,7 +11,7 @@ import pytest
 import redis
 
 from pinwheel.leases import Lease, cancel_run, exec_state, init_run, lease_key, reap
-from pinwheel.protocol import stream_key
+from pinwheel.protocol import Frame, StatusEvent, stream_key
 
 
 @pytest.fixture
@@ -29,6 +29,14 @@ def statuses(client, run_id) -> list[dict]:
     return [json.loads(f[b"data"]) for _, f in client.xrange(stream_key(run_id)) if f[b"type"] == b"status"]
 
 
+def frame(step: int) -> Frame:
+    return Frame(step=step, total_steps=10, wall_time=0.0, time=time.time(), metrics={})
+
+
+def status(status: str) -> StatusEvent:
+    return StatusEvent(status=status, time=time.time())
+
+
 def expire(client, run_id: str) -> None:
     """What a dead worker leaves: its lease runs out (short TTLs in these tests)."""
     deadline = time.monotonic() + 10
@@ -43,7 +51,7 @@ def test_claim_is_exclusive_and_publishing_is_fenced(client):
     second = Lease(client, run_id, "w2", "host-b", ttl_seconds=0.3)
     assert first.claim() == "claimed" and first.attempt == 1
     assert second.claim() == "held"  # a duplicate delivery while the first is alive
-    assert first.publish("frame", {"step": 1}) is not None
+    assert first.publish(frame(1)) is not None
     assert first.renew()
 
     expire(client, run_id)  # the first worker stalls past its lease ...
@@ -51,10 +59,10 @@ def test_claim_is_exclusive_and_publishing_is_fenced(client):
     assert second.claim() == "claimed" and second.attempt == 2
     # ... and comes back: it can neither renew nor write a frame nor end the run
     assert not first.renew()
-    assert first.publish("frame", {"step": 2}) is None
-    assert first.publish("status", {"status": "succeeded"}, end_state="done") is None
+    assert first.publish(frame(2)) is None
+    assert first.publish(status("succeeded"), end_state="done") is None
     assert exec_state(client, run_id)["state"] == "running"
-    assert second.publish("status", {"status": "succeeded"}, end_state="done") is not None
+    assert second.publish(status("succeeded"), end_state="done") is not None
     assert exec_state(client, run_id)["state"] == "done" and not client.exists(lease_key(run_id))
 
 
@@ -113,7 +121,7 @@ def test_cancel_ends_an_unheld_run_at_once_and_a_held_one_through_its_worker(cli
     lease = Lease(client, live, "w", "h", ttl_seconds=5)
     assert lease.claim() == "claimed"
     assert cancel_run(client, live) == "live"  # the worker's watcher sees the flag
-    assert lease.publish("status", {"status": "cancelled"}, end_state="done") is not None
+    assert lease.publish(status("cancelled"), end_state="done") is not None
 
 
 def test_a_worker_that_shuts_down_hands_the_run_back(client):

@@ -1,5 +1,8 @@
 """Server-Sent Events: one event per stream entry, `id:` = the Redis Stream entry id.
 
+Each event's data is built from pinwheel.protocol's models: a `frame` in the same shape as
+GET /api/runs/{id}/frames hands out (with `event_id` and `total_steps`), a `status` as produced.
+
 A reconnecting browser sends Last-Event-ID and resumes right after it. The relay reads the live
 stream and fills from the store what the stream no longer holds (trimmed, expired, or lost with a
 Redis outage). It never breaks by itself: a comment line every `sse_heartbeat_seconds` keeps a
@@ -12,6 +15,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
+from collections import OrderedDict
 from typing import Annotated, AsyncIterator
 
 import redis.asyncio as aioredis
@@ -20,10 +25,11 @@ from fastapi.responses import StreamingResponse
 from redis.exceptions import ConnectionError as RedisConnectionError, TimeoutError as RedisTimeoutError
 from sqlalchemy import select
 
+from pinwheel import protocol
 from pinwheel.protocol import TERMINAL_STATUSES, stream_key
 
 from ..deps import SessionDep, SettingsDep, TicketReaderRunDep
-from ..store import Frame, Run
+from ..store import Frame, Run, frame_event
 
 router = APIRouter(prefix="/api/runs", tags=["events"])
 log = logging.getLogger(__name__)
@@ -51,10 +57,24 @@ def _stored_after(sessions, run_id: str, cursor: str, before: str | None) -> tup
         return run, [rows[i] for i in wanted]
 
 
-def _frame_event(frame: Frame, total_steps: int) -> str:
-    head = json.dumps({"step": frame.step, "total_steps": total_steps, "wall_time": frame.wall_time,
-                       "time": frame.time, "metrics": frame.metrics})
-    return sse(frame.event_id, "frame", head[:-1] + f', "panels": {frame.panels}}}')  # panels: stored JSON text
+class EncodedFrames:
+    """SSE text of the frames a process relayed lately, by (run, entry id): every viewer of a run
+    gets the same frame, so it is parsed and written out once per process, not once per viewer."""
+
+    def __init__(self, keep: int = 256):
+        self.keep, self.texts = keep, OrderedDict()
+
+    def get(self, run_id: str, event_id: str, build) -> str:
+        key = (run_id, event_id)
+        text = self.texts.get(key)
+        if text is None:
+            text = self.texts[key] = build()
+            if len(self.texts) > self.keep:
+                self.texts.popitem(last=False)
+        return text
+
+
+ENCODED = EncodedFrames()
 
 
 class Relay:
@@ -66,9 +86,11 @@ class Relay:
     async def from_store(self, before: str | None = None) -> AsyncIterator[str]:
         """Stored frames after the cursor (and before `before`); moves the cursor."""
         run, frames = await asyncio.to_thread(_stored_after, self.sessions, self.run_id, self.cursor, before)
-        for frame in frames:
-            self.cursor = frame.event_id
-            yield _frame_event(frame, run.total_steps if run else 0)
+        total_steps = run.total_steps if run else 0
+        for row in frames:
+            self.cursor = row.event_id
+            yield ENCODED.get(self.run_id, row.event_id, lambda: sse(
+                row.event_id, "frame", protocol.reader_json(frame_event(row, total_steps))))
 
     async def final_status(self) -> str | None:
         """The terminal status from the store, if the run has ended."""
@@ -78,7 +100,17 @@ class Relay:
         run = await asyncio.to_thread(load)
         if run is None or run.status not in TERMINAL_STATUSES:
             return None
-        return sse(run.last_event_id or self.cursor, "status", json.dumps({"status": run.status, "error": run.error}))
+        when = run.finished_at.timestamp() if run.finished_at else time.time()
+        event = protocol.StatusEvent(status=run.status, time=when, error=run.error)
+        return sse(run.last_event_id or self.cursor, "status", protocol.reader_json(event))
+
+    def frame_event(self, fields: dict) -> str:
+        """A live frame entry as SSE; a malformed one becomes a comment line (skipped by EventSource)."""
+        try:
+            return sse(self.cursor, "frame", protocol.reader_json(protocol.read_entry(fields, self.cursor)))
+        except protocol.MalformedEvent as exc:
+            log.error("events %s: entry %s skipped: %s", self.run_id, self.cursor, exc)
+            return f": entry {self.cursor} skipped (malformed)\n\n"
 
     async def events(self) -> AsyncIterator[str]:
         yield ": connected\n\n"
@@ -125,9 +157,16 @@ class Relay:
             if reply:
                 for event_id, fields in reply[0][1]:
                     self.cursor = event_id.decode()
-                    kind, data = fields[b"type"].decode(), fields[b"data"].decode()
-                    yield sse(self.cursor, kind, data)
-                    if kind == "status" and json.loads(data)["status"] in TERMINAL_STATUSES:
+                    if fields.get(b"type") == b"frame":
+                        yield ENCODED.get(self.run_id, self.cursor, lambda: self.frame_event(fields))
+                        continue
+                    try:
+                        event = protocol.read_entry(fields, self.cursor)
+                    except protocol.MalformedEvent as exc:
+                        log.error("events %s: entry %s skipped: %s", self.run_id, self.cursor, exc)
+                        continue
+                    yield sse(self.cursor, protocol.kind_of(event), protocol.reader_json(event))
+                    if isinstance(event, protocol.StatusEvent) and event.terminal:
                         yield END
                         return
                 continue

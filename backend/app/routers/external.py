@@ -32,7 +32,8 @@ from fastapi import APIRouter, HTTPException, Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 from sqlalchemy import select
 
-from pinwheel.protocol import TERMINAL_STATUSES, cancel_key, stream_key
+from pinwheel import protocol
+from pinwheel.protocol import TERMINAL_STATUSES, cancel_key, external_alive_key, stream_key
 
 from ..deps import QueueDep, SessionDep, SettingsDep, WriterDep
 from ..persister import ensure_group
@@ -55,10 +56,6 @@ NAME = r"^[\w .:/()+\-]{1,100}$"
 def stale_seconds() -> float:
     """How long a running external run may stay silent before it ends failed (env, so ops can tune it)."""
     return float(os.environ.get("PINWHEEL_EXTERNAL_STALE_SECONDS", "600"))
-
-
-def alive_key(run_id: str) -> str:
-    return f"run:{run_id}:external:alive"
 
 
 # --- bodies ----------------------------------------------------------------------------------------
@@ -150,10 +147,9 @@ def _unavailable(exc: Exception) -> HTTPException:
     return HTTPException(503, detail=f"queue: Redis is unreachable ({exc})")
 
 
-def _publish(client: redis.Redis, run_id: str, kind: str, data: dict) -> str:
+def _publish(client: redis.Redis, run_id: str, event: protocol.Event) -> str:
     """One stream entry, as worker/tasks.py StreamPublisher.publish writes it."""
-    event_id = client.xadd(stream_key(run_id), {"type": kind, "data": json.dumps(data)},
-                           maxlen=STREAM_MAXLEN, approximate=True)
+    event_id = client.xadd(stream_key(run_id), protocol.entry(event), maxlen=STREAM_MAXLEN, approximate=True)
     return event_id.decode() if isinstance(event_id, bytes) else event_id
 
 
@@ -172,11 +168,14 @@ def _own_external_run(run_id: str, session, who) -> Run:
 def _stream_ended(client: redis.Redis, run_id: str) -> str | None:
     """The terminal status already in the stream (a cancel, a finish, the liveness watch) that the
     store may not have folded in yet: the client learns at once, not a persister poll later."""
-    for _, fields in client.xrevrange(stream_key(run_id), count=20):
+    for event_id, fields in client.xrevrange(stream_key(run_id), count=20):
         if fields.get(b"type") == b"status":
-            status = json.loads(fields[b"data"]).get("status")
-            if status in TERMINAL_STATUSES:
-                return status
+            try:
+                event = protocol.read_entry(fields, event_id)
+            except protocol.MalformedEvent:
+                continue
+            if event.terminal:
+                return event.status
     return None
 
 
@@ -221,7 +220,7 @@ def start(body: ExternalStart, session: SessionDep, queue: QueueDep, who: Writer
     client = _redis(queue)
     try:
         ensure_group(client, run_id)  # before the first entry, as a launch does
-        client.set(alive_key(run_id), 1, ex=max(1, int(stale_seconds())))
+        client.set(external_alive_key(run_id), 1, ex=max(1, int(stale_seconds())))
     except redis.RedisError as exc:
         raise _unavailable(exc) from None
     now = utcnow()
@@ -233,7 +232,7 @@ def start(body: ExternalStart, session: SessionDep, queue: QueueDep, who: Writer
     session.add(run)
     session.commit()
     try:
-        _publish(client, run_id, "status", {"status": "running", "time": time.time(), "environment": body.environment})
+        _publish(client, run_id, protocol.StatusEvent(status="running", time=time.time(), environment=body.environment))
     except redis.RedisError as exc:
         session.delete(run)
         session.commit()
@@ -251,11 +250,11 @@ async def post_frame(run_id: str, request: Request, session: SessionDep, queue: 
         control = _control(client, run)
         if control.status in TERMINAL_STATUSES:
             return control  # a frame after the end is not stored; the client stops on should_stop
-        data = {"step": frame.step, "total_steps": frame.total_steps if frame.total_steps is not None else run.total_steps,
-                "wall_time": frame.wall_time, "time": frame.time or time.time(), "metrics": frame.metrics,
-                "panels": frame.panels.model_dump(exclude_none=True)}
-        _publish(client, run.id, "frame", data)
-        client.set(alive_key(run.id), 1, ex=max(1, int(stale_seconds())))
+        _publish(client, run.id, protocol.Frame(
+            step=frame.step, total_steps=frame.total_steps if frame.total_steps is not None else run.total_steps,
+            wall_time=frame.wall_time, time=frame.time or time.time(), metrics=frame.metrics,
+            panels=frame.panels.model_dump(exclude_none=True)))
+        client.set(external_alive_key(run.id), 1, ex=max(1, int(stale_seconds())))
     except redis.RedisError as exc:
         raise _unavailable(exc) from None
     return control
@@ -269,7 +268,7 @@ def control(run_id: str, session: SessionDep, queue: QueueDep, who: WriterDep) -
     try:
         out = _control(client, run)
         if out.status not in TERMINAL_STATUSES:
-            client.set(alive_key(run.id), 1, ex=max(1, int(stale_seconds())))
+            client.set(external_alive_key(run.id), 1, ex=max(1, int(stale_seconds())))
     except redis.RedisError as exc:
         raise _unavailable(exc) from None
     return out
@@ -286,9 +285,9 @@ def finish(run_id: str, body: ExternalFinish, session: SessionDep, queue: QueueD
             return out
         status = "cancelled" if client.exists(cancel_key(run.id)) and body.status == "succeeded" else body.status
         extra = {"error": body.error} if body.error else {}
-        _publish(client, run.id, "status", {"status": status, "time": time.time(), **extra})
+        _publish(client, run.id, protocol.StatusEvent(status=status, time=time.time(), **extra))
         client.expire(stream_key(run.id), STREAM_TTL_SECONDS)
-        client.delete(alive_key(run.id))
+        client.delete(external_alive_key(run.id))
     except redis.RedisError as exc:
         raise _unavailable(exc) from None
     return Control(run_id=run.id, status=status, should_stop=True)
@@ -330,16 +329,16 @@ def end_silent_runs(client: redis.Redis, sessions) -> list[str]:
         running = s.execute(select(Run.id, Run.provenance).where(Run.status == "running")).all()
     ended = []
     for run_id, provenance in running:
-        if (provenance or {}).get("origin") != ORIGIN or client.exists(alive_key(run_id)):
+        if (provenance or {}).get("origin") != ORIGIN or client.exists(external_alive_key(run_id)):
             continue
-        if not client.set(f"run:{run_id}:external:ending", 1, nx=True, ex=60):
+        if not client.set(protocol.external_ending_key(run_id), 1, nx=True, ex=60):
             continue  # another web process is ending it
         if _stream_ended(client, run_id):
             continue
         limit = stale_seconds()
-        _publish(client, run_id, "status", {"status": "failed", "time": time.time(),
-                                            "error": f"external: no word from the client for {limit:g} s "
-                                                     "(its process stopped without run.finish())"})
+        _publish(client, run_id, protocol.StatusEvent(status="failed", time=time.time(),
+                                                      error=f"external: no word from the client for {limit:g} s "
+                                                            "(its process stopped without run.finish())"))
         client.expire(stream_key(run_id), STREAM_TTL_SECONDS)
         ended.append(run_id)
     return ended

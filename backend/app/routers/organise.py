@@ -9,7 +9,7 @@ import redis
 from fastapi import APIRouter, HTTPException
 from pydantic import AfterValidator, BaseModel, Field, StringConstraints, field_validator
 
-from pinwheel.protocol import cancel_key, stream_key
+from pinwheel.protocol import ACTIVE_STATUSES, cancel_key, stream_key
 
 from ..deps import OwnRunDep, QueueDep, SessionDep, SettingsDep
 from ..errors import errors
@@ -59,7 +59,7 @@ def edit_run(run: OwnRunDep, body: RunEdit, session: SessionDep) -> RunOut:
 @router.delete("/{run_id}", status_code=204, responses=errors(409))
 def delete_run(run: OwnRunDep, session: SessionDep, settings: SettingsDep, queue: QueueDep) -> None:
     """Remove the run, its frames, share links, stream and files. Active runs: cancel them first."""
-    if run.status in ("queued", "running"):
+    if run.status in ACTIVE_STATUSES:
         raise HTTPException(409, detail=f"status: run is {run.status}; cancel it first")
     if not re.fullmatch(r"[0-9a-f]{32}", run.id):
         raise HTTPException(404, detail="run_id: malformed")

@@ -15,8 +15,7 @@ from sqlalchemy import func, select
 
 from pinwheel.configs import RunConfig, deep_merge, preset_by_id
 from pinwheel.configs.estimate import estimate_memory_bytes
-from pinwheel.protocol import TERMINAL_STATUSES
-
+from pinwheel.protocol import ACTIVE_STATUSES, TERMINAL_STATUSES
 from pinwheel.provenance import code_version
 
 from ..deps import (MemberDep, OwnRunDep, QueueDep, ReaderRunDep, SessionDep, SettingsDep, TicketReaderRunDep,
@@ -26,7 +25,7 @@ from ..validation import field_errors
 from ..queue import QueueUnavailable
 from ..run_files import local_copy
 from .workers import queue_place
-from ..store import Frame, Run, frame_dict
+from ..store import Frame, Run, frame_event
 
 router = APIRouter(prefix="/api/runs", tags=["runs"], responses=errors(401, 403, 404, 422))
 MAX_FRAMES_WITH_PANELS = 200  # image atlases make a frame ~50 KB; metrics-only pages may hold 5,000
@@ -162,7 +161,7 @@ def launch(body: LaunchRequest, session: SessionDep, queue: QueueDep, who: Write
     config, preset = resolve_config(body)
     check_folders(config, settings.data_root)
     active = session.scalar(select(func.count()).select_from(Run).where(
-        Run.launched_by == who.name, Run.status.in_(("queued", "running"))))
+        Run.launched_by == who.name, Run.status.in_(ACTIVE_STATUSES)))
     if active >= settings.max_active_runs_per_member:
         raise HTTPException(429, detail=f"runs: {who.name} has {active} queued or running runs, the limit is "
                                         f"{settings.max_active_runs_per_member}; cancel one or wait for one to end")
@@ -263,7 +262,8 @@ def frames(run: ReaderRunDep, session: SessionDep,
            to_step: Annotated[int | None, Query(ge=0)] = None,
            limit: Annotated[int, Query(ge=1, le=5000)] = 100,
            panels: bool = True) -> dict:
-    """Persisted frames with from_step ≤ step ≤ to_step, in step order; `next_from_step` pages on."""
+    """Persisted frames with from_step ≤ step ≤ to_step, in step order; `next_from_step` pages on.
+    Each frame as the SSE stream sends it (pinwheel.protocol.Frame), without `panels` when panels=false."""
     if panels and limit > MAX_FRAMES_WITH_PANELS:
         raise HTTPException(422, detail=[{"loc": ["query", "limit"], "type": "less_than_equal",
                                           "msg": f"at most {MAX_FRAMES_WITH_PANELS} frames a page with panels=true"}])
@@ -274,7 +274,9 @@ def frames(run: ReaderRunDep, session: SessionDep,
     more = len(rows) > limit
     rows = rows[:limit]
     total = session.scalar(select(func.count()).select_from(Frame).where(Frame.run_id == run.id))
-    return {"run_id": run.id, "total": total, "frames": [frame_dict(f, panels) for f in rows],
+    shown = None if panels else {"panels"}
+    return {"run_id": run.id, "total": total,
+            "frames": [frame_event(f, run.total_steps, panels).model_dump(exclude=shown) for f in rows],
             "next_from_step": rows[-1].step + 1 if more and rows else None}
 
 

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import String, cast, func, select
 
 from pinwheel._client_overrides import FIELD, OverrideError, set_path
-from pinwheel.protocol import TERMINAL_STATUSES
+from pinwheel.protocol import ACTIVE_STATUSES, TERMINAL_STATUSES
 
 from ..deps import MemberDep, QueueDep, SessionDep, SettingsDep, WriterDep
 from ..queue import QueueUnavailable
@@ -153,7 +153,7 @@ def start_sweep(body: SweepRequest, session: SessionDep, queue: QueueDep, who: W
         runs.resolve_config(runs.LaunchRequest(preset=body.preset, config=config))  # 422 naming the field, before any launch
         configs.append(config)
     active = session.scalar(select(func.count()).select_from(Run).where(
-        Run.launched_by == who.name, Run.status.in_(("queued", "running"))))
+        Run.launched_by == who.name, Run.status.in_(ACTIVE_STATUSES)))
     limit = settings.max_active_runs_per_member
     if active + len(configs) > limit:
         raise HTTPException(429, detail=f"runs: a sweep of {len(configs)} with {active} queued or running already "
