@@ -85,6 +85,27 @@ def reconstruct(model, x: torch.Tensor, z: np.ndarray) -> np.ndarray:
     return z @ d.reshape(d.shape[0], -1)
 
 
+PAD, BG = 1, 40  # pixels of background between the tiles of an atlas; the background's grey level
+
+
+def grid_places(count: int, cols: int, h: int, w: int, pad: int = PAD) -> list[tuple[int, int]]:
+    """(x, y) top-left pixel corners of `count` h×w tiles row-major, `cols` per row, `pad` around each."""
+    return [(pad + (i % cols) * (w + pad), pad + (i // cols) * (h + pad)) for i in range(count)]
+
+
+def paste_tiles(tiles: np.ndarray, places: list[tuple[int, int]], size: tuple[int, int] | None = None,
+                pad: int = PAD, bg: int = BG) -> np.ndarray:
+    """uint8 tiles (m, h, w) at (x, y) pixel corners → one uint8 image on a `bg` background: (height,
+    width) = `size`, else fitted to the places with `pad` beyond the last tile."""
+    m, h, w = tiles.shape
+    if size is None:
+        size = (max(y for _, y in places) + h + pad, max(x for x, _ in places) + w + pad)
+    out = np.full(size, bg, dtype=np.uint8)
+    for tile, (x, y) in zip(tiles, places):
+        out[y:y + h, x:x + w] = tile
+    return out
+
+
 def grey_tiles(images: np.ndarray) -> np.ndarray:
     """Per-image contrast: 0 stays mid-grey, ±max|v| maps to black/white."""
     m = images.shape[0]

@@ -17,11 +17,10 @@ import numpy as np
 import torch
 
 from ..analysis import unit_types
-from ._util import area_resize, grey_tiles, memo, png_base64, rounded, to_numpy
+from ._util import PAD, area_resize, grey_tiles, memo, paste_tiles, png_base64, rounded, to_numpy
 
 SHOW = 12
 MAX_TILE = 14  # tiles larger than this are area-averaged (28×28 MNIST columns → 14×14)
-PAD, BG = 1, 40
 KIND_CODE = {"dead": 0, "part": 1, "categorical": 2}
 
 
@@ -50,13 +49,10 @@ def produce(model, probe_x, probe_y=None) -> dict:
     scale = min(1.0, MAX_TILE / max(h, w))
     th, tw = max(3, round(h * scale)), max(3, round(w * scale))
     rows = [cat, part]
-    img = np.full((PAD + 2 * (th + PAD), PAD + SHOW * (tw + PAD)), BG, dtype=np.uint8)
-    for r, units in enumerate(rows):
-        if len(units):
-            tiles = grey_tiles(area_resize(d[units], th, tw))
-            for k in range(len(units)):
-                y, x = PAD + r * (th + PAD), PAD + k * (tw + PAD)
-                img[y:y + th, x:x + tw] = tiles[k]
+    shown = [(k, r) for r, units in enumerate(rows) for k in range(len(units))]  # (column, row) of each tile
+    tiles = grey_tiles(area_resize(d[np.concatenate(rows)], th, tw)) if shown else d[:0]
+    img = paste_tiles(tiles, [(PAD + k * (tw + PAD), PAD + r * (th + PAD)) for k, r in shown],
+                      size=(PAD + 2 * (th + PAD), PAD + SHOW * (tw + PAD)))
     return {
         "units": m, "steps": len(traj), "probe_size": int(probe_x.shape[0]), "labels_from": labels_from,
         "counts": result["counts"],

@@ -24,10 +24,9 @@ import weakref
 
 import numpy as np
 
-from ._util import area_resize, code, encoder_filters, filter_bank, grey_tiles, png_base64, rounded
+from ._util import (BG, PAD, area_resize, code, encoder_filters, filter_bank, grey_tiles, grid_places, paste_tiles,
+                    png_base64, rounded)
 
-PAD = 1  # pixels of background between tiles
-BG = 40
 LEVELS_BITS = 6  # grey levels quantised to 64: the atlas PNG compresses ~25% better, still smooth
 BUDGET = 50_000  # characters of payload a frame; the encoder atlas is sent only when it fits
 MAX_GROUPS = 4  # groups listed per unit for hover (overlapping pools can hold a unit 25 times)
@@ -51,20 +50,13 @@ def shrink(filters: np.ndarray) -> np.ndarray:
 def atlas(filters: np.ndarray, cols: int) -> np.ndarray:
     """(m, h, w) filters → one uint8 image, tiles row-major, `cols` per row."""
     m, h, w = filters.shape
-    places = [(PAD + (i % cols) * (w + PAD), PAD + (i // cols) * (h + PAD)) for i in range(m)]
-    return place(filters, places)[0]
+    return place(filters, grid_places(m, cols, h, w))[0]
 
 
 def place(filters: np.ndarray, places: list[tuple[int, int]]) -> tuple[np.ndarray, list[tuple[int, int]]]:
     """Tiles at the given (x, y) pixel corners → atlas image (size fitted to the places)."""
-    m, h, w = filters.shape
-    width = max(x for x, _ in places) + w + PAD
-    height = max(y for _, y in places) + h + PAD
-    out = np.full((height, width), BG, dtype=np.uint8)
     tiles = grey_tiles(filters) >> (8 - LEVELS_BITS) << (8 - LEVELS_BITS)
-    for i, (x, y) in enumerate(places):
-        out[y:y + h, x:x + w] = tiles[i]
-    return out, places
+    return paste_tiles(tiles, places), places
 
 
 def layout_places(layout: dict, m: int, h: int, w: int, groups: list[list[int]] | None) -> tuple[list, dict]:
@@ -73,7 +65,7 @@ def layout_places(layout: dict, m: int, h: int, w: int, groups: list[list[int]] 
     sx, sy = w + PAD, h + PAD
     if kind == "grid":
         cols = int(layout["cols"])
-        return [(PAD + (i % cols) * sx, PAD + (i // cols) * sy) for i in range(m)], layout
+        return grid_places(m, cols, h, w), layout
     if kind == "tree" and layout.get("parents") is not None:
         parents = layout["parents"]
         depth = [0] * m
@@ -114,7 +106,7 @@ def layout_places(layout: dict, m: int, h: int, w: int, groups: list[list[int]] 
                         places[unit] = (PAD + gc * (per_row * sx + 4) + j * sx, PAD + gr * sy)
                 return places, {"type": "groups", "group_size": per_row, "n_groups": n_rows}
     cols = math.ceil(math.sqrt(m))
-    return [(PAD + (i % cols) * sx, PAD + (i // cols) * sy) for i in range(m)], {**layout, "type": layout.get("type", "list")}
+    return grid_places(m, cols, h, w), {**layout, "type": layout.get("type", "list")}
 
 
 _membership: dict[int, tuple] = {}  # id(group structure) → (weak ref, lists): fixed for a run

@@ -7,11 +7,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ._util import code, png_base64, reconstruct, rounded, to_numpy
+from ._util import PAD, code, grid_places, paste_tiles, png_base64, reconstruct, rounded, to_numpy
 
 N = 10
-PAD = 1
-BG = 40
 
 
 def produce(model, probe_x) -> dict:
@@ -22,12 +20,8 @@ def produce(model, probe_x) -> dict:
     x_hat = reconstruct(model, x_t, z).reshape(x.shape)
     n = x.shape[0]
     scale = np.abs(x).max(axis=1, keepdims=True) + 1e-12
-    img = np.full((2 * (h + PAD) + PAD, n * (w + PAD) + PAD), BG, dtype=np.uint8)
-    for row, arr in enumerate((x, x_hat)):
-        tiles = np.clip(127.5 + 127.5 * arr / scale, 0, 255).astype(np.uint8).reshape(n, h, w)
-        for i in range(n):
-            y0, x0 = PAD + row * (h + PAD), PAD + i * (w + PAD)
-            img[y0:y0 + h, x0:x0 + w] = tiles[i]
+    tiles = np.clip(127.5 + 127.5 * np.concatenate([x, x_hat]) / np.concatenate([scale, scale]), 0, 255)
+    img = paste_tiles(tiles.astype(np.uint8).reshape(2 * n, h, w), grid_places(2 * n, n, h, w))  # inputs, then x̂
     err = ((x - x_hat) ** 2).sum(axis=1)
     rel = err / ((x**2).sum(axis=1) + 1e-12)
     return {"strip_png": png_base64(img), "count": n, "tile": [h, w], "pad": PAD,

@@ -16,11 +16,9 @@ import math
 
 import numpy as np
 
-from ._util import code, filter_bank, grey_tiles, png_base64, rounded, to_numpy
-from .filter_grid import PAD, shrink
+from ._util import PAD, code, filter_bank, grey_tiles, grid_places, paste_tiles, png_base64, rounded, to_numpy
+from .filter_grid import shrink
 from .interaction_matrix import matrix_payload
-
-BG = 40
 
 
 def applies(model) -> bool:
@@ -36,10 +34,7 @@ def produce(model, probe_x) -> dict:
     _, h, w = tiles.shape
     cols = math.ceil(math.sqrt(m))
     rows = math.ceil(m / cols)
-    img = np.full((PAD + rows * (h + PAD), PAD + cols * (w + PAD)), BG, dtype=np.uint8)
-    for i in range(m):
-        y, x = PAD + (i // cols) * (h + PAD), PAD + (i % cols) * (w + PAD)
-        img[y:y + h, x:x + w] = tiles[i]
+    img = paste_tiles(tiles, grid_places(m, cols, h, w), size=(PAD + rows * (h + PAD), PAD + cols * (w + PAD)))
     z = np.abs(code(model, probe_x))  # (B, m)
     s = to_numpy(model.S)
     depth = [0] * m
