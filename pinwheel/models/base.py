@@ -66,5 +66,17 @@ def unit_columns_(w: torch.Tensor, max_norm: float = 1.0) -> None:
     w.mul_(max_norm / norms)
 
 
-def numpy(t: torch.Tensor) -> np.ndarray:
-    return t.detach().float().cpu().numpy()
+def random_dictionary(n: int, m: int, generator: torch.Generator) -> torch.Tensor:
+    """(n, m): m Gaussian atoms of unit norm, the decoder's starting point (columns = atoms, docs/models.md §0)."""
+    w = torch.randn(n, m, generator=generator)
+    return w / w.norm(dim=0, keepdim=True)
+
+
+def to_numpy(t) -> np.ndarray:
+    """A tensor (any device or dtype, detached) or an array-like → float32 numpy."""
+    if isinstance(t, torch.Tensor):
+        return t.detach().float().cpu().numpy()
+    return np.asarray(t, dtype=np.float32)
+
+
+numpy = to_numpy  # the older name, still used by some model files

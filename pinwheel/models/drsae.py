@@ -29,7 +29,7 @@ from torch import nn
 
 from ..configs.drsae import DrSAEConfig
 from ..inference import lipschitz
-from .base import PinwheelModel, numpy, unit_columns_
+from .base import PinwheelModel, to_numpy, unit_columns_
 
 
 def rows_max_norm_(w: torch.Tensor, max_norm: float) -> None:
@@ -131,11 +131,11 @@ class DrSAE(PinwheelModel):
 
     def filter_bank(self) -> dict:
         h, w = self.input_shape
-        return {"filters": numpy(self.D.T).reshape(-1, h, w), "layout": {"type": "list"}}
+        return {"filters": to_numpy(self.D.T).reshape(-1, h, w), "layout": {"type": "list"}}
 
     def weights(self) -> dict[str, np.ndarray]:
-        return {"E": numpy(self.E), "S": numpy(self.S), "b": numpy(self.b), "D": numpy(self.D), "C": numpy(self.C),
-                "input_shape": np.asarray(self.input_shape)}
+        return {"E": to_numpy(self.E), "S": to_numpy(self.S), "b": to_numpy(self.b), "D": to_numpy(self.D),
+                "C": to_numpy(self.C), "input_shape": np.asarray(self.input_shape)}
 
 
 def build(config: DrSAEConfig, dataset, generator: torch.Generator) -> DrSAE:

@@ -24,7 +24,7 @@ from torch import nn
 from ..configs.group_sparse import GroupSparseConfig
 from ..groups import GroupStructure, build_groups
 from ..inference import lipschitz_bound, proximal_gradient
-from .base import PinwheelModel, numpy, unit_columns_
+from .base import PinwheelModel, random_dictionary, to_numpy, unit_columns_
 
 
 class GroupSparseAE(PinwheelModel):
@@ -34,8 +34,7 @@ class GroupSparseAE(PinwheelModel):
         super().__init__(input_shape)
         self.config = config
         n, m = input_shape[0] * input_shape[1], config.units
-        w_d = torch.randn(n, m, generator=generator)
-        w_d /= w_d.norm(dim=0, keepdim=True)
+        w_d = random_dictionary(n, m, generator)
         self.W_d = nn.Parameter(w_d)  # (n, m)
         self.sparse_coding = config.form == "sparse_coding"
         if not self.sparse_coding:
@@ -89,11 +88,11 @@ class GroupSparseAE(PinwheelModel):
             layout = {"type": "grid", "rows": g.grid[0], "cols": g.grid[1], "wrap": g.kind == "torus_2d"}
         elif g.parents is not None:
             layout = {"type": "tree", "parents": g.parents.tolist()}
-        return {"filters": numpy(self.W_d.T).reshape(-1, h, w), "layout": layout}
+        return {"filters": to_numpy(self.W_d.T).reshape(-1, h, w), "layout": layout}
 
     def weights(self) -> dict[str, np.ndarray]:
-        encoder = {} if self.sparse_coding else {"W_e": numpy(self.W_e), "b": numpy(self.b)}
-        return {**encoder, "W_d": numpy(self.W_d), "input_shape": np.asarray(self.input_shape),
+        encoder = {} if self.sparse_coding else {"W_e": to_numpy(self.W_e), "b": to_numpy(self.b)}
+        return {**encoder, "W_d": to_numpy(self.W_d), "input_shape": np.asarray(self.input_shape),
                 **self._sync_groups().as_arrays()}
 
 

@@ -8,18 +8,14 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..models.base import to_numpy
+
 
 def png_base64(image: np.ndarray, optimize: bool = False) -> str:
     """uint8 (h, w) grey or (h, w, 3) RGB → base64 PNG text."""
     buf = io.BytesIO()
     Image.fromarray(image).save(buf, format="PNG", compress_level=9 if optimize else 6)
     return base64.b64encode(buf.getvalue()).decode("ascii")
-
-
-def to_numpy(t) -> np.ndarray:
-    if isinstance(t, torch.Tensor):
-        return t.detach().float().cpu().numpy()
-    return np.asarray(t, dtype=np.float32)
 
 
 def rounded(values, digits: int = 4) -> list[float]:
