@@ -35,7 +35,7 @@ from torch import nn
 from ..configs.lateral import GridMask, LateralConfig, TreeMask
 from ..groups import tree, tree_parents
 from ..inference import lipschitz_bound
-from .base import PinwheelModel, numpy
+from .base import PinwheelModel, random_dictionary, to_numpy
 
 
 def tree_mask(branching: int, depth: int) -> np.ndarray:
@@ -139,8 +139,7 @@ class LateralInhibition(PinwheelModel):
         super().__init__(input_shape)
         self.config = config
         n, m = input_shape[0] * input_shape[1], config.units
-        w_d = torch.randn(n, m, generator=generator)
-        self.W_d = nn.Parameter(w_d / w_d.norm(dim=0, keepdim=True))  # (n, m)
+        self.W_d = nn.Parameter(random_dictionary(n, m, generator))  # (n, m)
         mk = config.mask
         self.parents = tree_parents(mk.branching, mk.depth) if isinstance(mk, TreeMask) else None
         self.grid = (round(m**0.5),) * 2 if isinstance(mk, GridMask) else None
@@ -200,10 +199,10 @@ class LateralInhibition(PinwheelModel):
         else:
             layout = {"type": "grid", "rows": self.grid[0], "cols": self.grid[1],
                       "wrap": bool(getattr(self.config.mask, "wrap", False))}
-        return {"filters": numpy(self.W_d.T).reshape(-1, h, w), "layout": layout}
+        return {"filters": to_numpy(self.W_d.T).reshape(-1, h, w), "layout": layout}
 
     def weights(self) -> dict[str, np.ndarray]:
-        out = {"W_d": numpy(self.W_d), "S": numpy(self.S), "S_mask": self.mask.cpu().numpy(),
+        out = {"W_d": to_numpy(self.W_d), "S": to_numpy(self.S), "S_mask": self.mask.cpu().numpy(),
                "input_shape": np.asarray(self.input_shape, dtype=np.int64)}
         if self.parents is not None:
             out["tree_parents"] = self.parents.astype(np.int64)
