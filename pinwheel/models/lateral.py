@@ -2,13 +2,22 @@
 
     E(x, z) = ½‖x − W_d z‖² + λ‖z‖₁ + |z|ᵀ S |z|,   S = Sᵀ ≥ 0, diag S = 0, ‖W_d[:, i]‖ = 1
 
-Inference (proximal gradient, L = ‖W_d‖₂²): unit i's threshold grows with the activity of the
-units that inhibit it,
+Inference (majorise-minimise proximal gradient): unit i's threshold grows with the activity of
+the units that inhibit it,
 
     u   = z − (1/L) W_dᵀ(W_d z − x)
-    z_i ← sign(u_i) · max(|u_i| − (λ + 2 (S|z|)_i) / L, 0)
+    z_i ← sign(u_i) · max(|u_i| − (λ + 2 (S|z|)_i) / L,  0),     L = ‖W_d‖₂² + 2 λ_max(S)
 
-whose fixed points are the stationary points of E. Learning, per batch: z* = infer(x);
+whose fixed points are the stationary points of E. The 2λ_max(S) matters: with a = |z|,
+a'ᵀSa' ≤ aᵀSa + 2(Sa)ᵀ(a' − a) + λ_max(S)‖a' − a‖² and ‖|z'| − |z|‖ ≤ ‖z' − z‖, so with this L
+every step minimises a majoriser of E and E never increases. With L = ‖W_d‖₂² alone (as before)
+a strong S makes the iteration flip between "every unit on" and "every unit off" for ever (period
+2), and an even number of steps ended in the "off" half: one unit per patch, no co-activity across
+branches, so the inhibition term and the ascent on S were exactly zero. S ≥ 0 with every row
+summing to r has λ_max(S) = r (Perron), bounded on the device by S's largest row sum. Steps are
+accelerated (FISTA momentum) with a per-example monotone restart: a step that would raise an
+example's energy is dropped and its momentum reset (Li & Lin 2015's monotone APG), so E still
+never increases. Learning, per batch: z* = infer(x);
 descent on ½‖x − W_d z*‖² for W_d (columns renormalised); if S is learned, projected *ascent*
 
     S ← Π(S + η · mean_b |z*||z*|ᵀ),   Π onto {S = Sᵀ, 0 ≤ S ≤ β, S = 0 off the mask, S 1 = r}
@@ -151,16 +160,27 @@ class LateralInhibition(PinwheelModel):
 
     @torch.no_grad()
     def infer(self, x: torch.Tensor, steps: int | None = None) -> torch.Tensor:
-        """z* ≈ argmin_z E(x, z) by proximal gradient with inhibited thresholds: (B, n) → (B, m)."""
+        """z* ≈ argmin_z E(x, z) by accelerated majorise-minimise steps (module docstring): (B, n) → (B, m)."""
         c = self.config
-        w = self.W_d.detach()
-        lip = lipschitz_bound(w)  # 0-dim tensor ≥ ‖W_d‖₂², on w's device
-        z = x.new_zeros(x.shape[0], w.shape[1])
+        w, s = self.W_d.detach(), self.S
+        lip = lipschitz_bound(w) + 2 * s.sum(dim=1).max()  # ≥ ‖W_d‖₂² + 2λ_max(S), a 0-dim tensor on w's device
+        z = x.new_zeros(x.shape[0], w.shape[1])  # (B, m), the monotone sequence
+        y, t = z, x.new_ones(x.shape[0], 1)  # extrapolated point and momentum counter, per example
+        e_z = self._energy(x, z, w)  # (B,)
         for _ in range(steps or c.inference_steps):
-            u = z - ((z @ w.T - x) @ w) / lip  # (B, m)
-            thr = (c.lam + 2 * z.abs() @ self.S) / lip  # (B, m): λ + 2(S|z|)_i, S symmetric
-            z = torch.relu(u - thr) if c.nonnegative else torch.sign(u) * torch.relu(u.abs() - thr)
+            u = y - ((y @ w.T - x) @ w) / lip  # (B, m)
+            thr = (c.lam + 2 * y.abs() @ s) / lip  # (B, m): λ + 2(S|y|)_i, S symmetric
+            z_new = torch.relu(u - thr) if c.nonnegative else torch.sign(u) * torch.relu(u.abs() - thr)
+            e_new = self._energy(x, z_new, w)
+            worse = (e_new > e_z)[:, None]  # (B, 1): drop the step, restart from z without momentum
+            t_new = torch.where(worse, torch.ones_like(t), 0.5 * (1 + torch.sqrt(1 + 4 * t * t)))
+            y = torch.where(worse, z, z_new + ((t - 1) / t_new) * (z_new - z))
+            z, e_z, t = torch.where(worse, z, z_new), torch.where(worse[:, 0], e_z, e_new), t_new
         return z
+
+    def _energy(self, x: torch.Tensor, z: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        a = z.abs()
+        return 0.5 * (x - z @ w.T).pow(2).sum(1) + self.config.lam * a.sum(1) + ((a @ self.S) * a).sum(1)
 
     def encode(self, x: torch.Tensor) -> torch.Tensor:
         return self.infer(x)
