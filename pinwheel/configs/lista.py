@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from .common import Strict
 
@@ -22,6 +22,22 @@ class ListaConfig(Strict):
         1_500, ge=0, description="W_d is learned jointly (sparse coding on z*) for these steps, then frozen; "
         "0: a fixed random dictionary")
     nonnegative: bool = Field(False, description="codes z ≥ 0 (ReLU thresholds instead of soft shrinkage)")
+    variant: Literal["lista", "lista_untied", "lista_cp", "alista"] = Field(
+        "lista", description="'lista': Gregor & LeCun, one W_e, S, θ for all steps; 'lista_untied': a set per step; "
+        "'lista_cp': coupled weights, W_k and θ_k per layer (Chen et al. 2018); 'alista': analytic W, learned "
+        "step sizes and thresholds only (Liu et al. 2019)")
+    support_selection: float = Field(
+        0.0, ge=0, lt=0.1, description="lista_cp/alista: layer k lets the min(k·p, 10·p) largest entries of each code "
+        "pass unshrunk (Chen et al.'s support selection); 0: off")
+    alista_ridge: float = Field(
+        2.0, ge=0, le=1_000, description="alista: W from (W_dW_dᵀ + ρI)⁻¹W_d, ρ = this × the mean eigenvalue of "
+        "W_dW_dᵀ; 0 is the paper's exact inverse, ill-conditioned on natural-patch dictionaries")
+
+    @model_validator(mode="after")
+    def _variant_options(self):
+        if self.support_selection > 0 and self.variant not in ("lista_cp", "alista"):
+            raise ValueError(f"support_selection: only for lista_cp and alista, not variant {self.variant!r}")
+        return self
 
 
 PRESETS = [{
