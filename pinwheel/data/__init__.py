@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from ..configs import DigitsData, NaturalImagesData, NaturalPatchesData
+from ..paths import data_root as default_data_root
 from . import natural
 
 
@@ -71,8 +72,9 @@ def resolve_user_folder(folder: str, data_root: Path) -> Path:
 
 def build_dataset(config, seed: int, data_root: Path | None = None) -> Dataset:
     rng = np.random.default_rng(seed)
+    data_root = data_root or default_data_root()
     if isinstance(config, (NaturalPatchesData, NaturalImagesData)):  # x_test: held-out regions (natural.py doc)
-        folder = resolve_user_folder(config.image_folder, data_root or Path("var/data")) if config.image_folder else None
+        folder = resolve_user_folder(config.image_folder, data_root) if config.image_folder else None
         size = config.patch_size if isinstance(config, NaturalPatchesData) else config.image_size
         train, test = natural.patch_splits(size, config.pool_size, config.heldout_size, seed, folder)
         return Dataset(torch.from_numpy(train.reshape(len(train), -1)), None, (size, size),
