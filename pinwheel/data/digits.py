@@ -29,6 +29,7 @@ import numpy as np
 import torch
 
 from ..configs import DigitsData
+from ..paths import data_root as default_data_root
 
 MNIST_URL = "https://storage.googleapis.com/cvdf-datasets/mnist/"  # the mirror TensorFlow uses
 MNIST_FILES = {  # file → SHA-256 of the canonical gzipped archive
@@ -179,7 +180,7 @@ def subsample_idx(parts, config: DigitsData, rng: np.random.Generator):
 def build(config: DigitsData, rng: np.random.Generator, data_root: Path | None = None):
     from . import Dataset, resolve_user_folder  # noqa: PLC0415 — the package imports this module lazily
 
-    root = Path(data_root or "var/data")
+    root = Path(data_root or default_data_root())
     if config.kind == "sklearn_digits":
         from sklearn.datasets import load_digits  # noqa: PLC0415
 
