@@ -20,10 +20,10 @@ import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-VAR = Path(os.environ.get("PINWHEEL_VAR_DIR", ROOT / "var")).resolve()
+from pinwheel.paths import ROOT, PathSettings
+
+VAR = PathSettings().var_dir.resolve()  # PINWHEEL_VAR_DIR, else var/ in the checkout: the children's too
 BACKOFF_FIRST, BACKOFF_MAX, HEALTHY_AFTER = 1.0, 30.0, 10.0  # up 10 s: it started fine
 STOP_SECONDS = {"worker": 60.0, "web": 15.0, "redis": 15.0}  # SIGTERM, then SIGKILL after this long
 
@@ -221,9 +221,7 @@ def main() -> int:
         return 1
 
     env = dict(os.environ, PYTHONPATH=str(ROOT), PYTHONUNBUFFERED="1")
-    env.setdefault("PINWHEEL_DATABASE_URL", f"sqlite:///{VAR / 'pinwheel.db'}")
-    env.setdefault("PINWHEEL_ARTIFACTS_DIR", str(VAR / "artifacts"))
-    env.setdefault("PINWHEEL_DATA_ROOT", str(VAR / "data"))
+    env["PINWHEEL_VAR_DIR"] = str(VAR)  # the database, artifacts/ and data/ default to places under it
     env.setdefault("PINWHEEL_ADMIN_TOKEN", secrets.token_urlsafe(32))
     supervisor = Supervisor()
 

@@ -7,7 +7,9 @@ from __future__ import annotations
 from celery import Celery
 from celery.signals import worker_init, worker_ready
 
-from .settings import settings
+from .settings import get_settings
+
+settings = get_settings()  # the composition root: the broker is configured at import
 
 app = Celery("pinwheel", broker=settings.redis_url, include=["worker.tasks"])
 app.conf.update(

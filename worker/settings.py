@@ -1,25 +1,23 @@
-"""The worker's settings, from environment variables (same names as the backend's)."""
+"""The worker's settings, from environment variables (same names as the backend's; the paths
+default to places under PINWHEEL_VAR_DIR, pinwheel/paths.py, as the backend's do)."""
 from __future__ import annotations
 
-from pathlib import Path
+from functools import lru_cache
 
 from pydantic import AliasChoices, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from pinwheel.paths import PathSettings
 
 
-class WorkerSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="PINWHEEL_", extra="ignore")
-
+class WorkerSettings(PathSettings):
     redis_url: str = Field("redis://127.0.0.1:6379/0", validation_alias=AliasChoices("REDIS_URL", "PINWHEEL_REDIS_URL"))
-    artifacts_dir: Path = Path("var/artifacts")
-    data_root: Path = Path("var/data")
     server_url: str | None = Field(None, description="the web server a worker on another host hands its run's "
                                    "files to (no shared disk); unset: the artifacts folder is shared with the web side")
     worker_token: str | None = Field(None, repr=False, description="authenticates those uploads (PINWHEEL_WORKER_TOKEN)")
     device: str | None = Field(None, description="overrides every run's train.device (e.g. 'cpu' on a mixed pool)")
-    stream_ttl_seconds: int = 3_600  # a finished run's stream lingers this long for late SSE readers
-    # The broker's last resort only: a run whose worker died is re-queued by the lease reaper long before.
-    visibility_timeout_seconds: int = 7 * 24 * 3600
+    stream_ttl_seconds: int = Field(3_600, description="a finished run's stream lingers this long for late SSE readers")
+    visibility_timeout_seconds: int = Field(7 * 24 * 3600, description="the broker's last resort only: a run whose "
+                                            "worker died is re-queued by the lease reaper long before")
     lease_ttl_seconds: float = Field(8.0, gt=0, description="a run whose worker stops renewing this long is re-queued")
     watch_seconds: float = Field(0.25, gt=0, description="how often the run's watcher renews its lease and "
                                  "checks the cancel flag (off the training thread)")
@@ -29,4 +27,7 @@ class WorkerSettings(BaseSettings):
                                        "Redis is unreachable before the run gives up")
 
 
-settings = WorkerSettings()
+@lru_cache
+def get_settings() -> WorkerSettings:
+    """The worker process's settings (read once); passed on explicitly from the task down."""
+    return WorkerSettings()

@@ -34,15 +34,15 @@ from .celery_app import app
 from .files import RunFiles, Superseded
 from .gpu_slots import GpuSlot
 from .guards import TIME_LIMIT_ERROR, Deadline, check_memory, device_available_bytes
-from .settings import settings
+from .settings import WorkerSettings, get_settings
 
 log = logging.getLogger(__name__)
 REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError)  # BusyLoadingError (AOF replay) is a ConnectionError
 
 
-def retrying(what: str, call):
-    """call() until Redis answers (back-off 0.2 → 5 s), for at most settings.redis_retry_seconds."""
-    deadline, delay = time.monotonic() + settings.redis_retry_seconds, 0.2
+def retrying(what: str, call, seconds: float):
+    """call() until Redis answers (back-off 0.2 → 5 s), for at most `seconds` (settings.redis_retry_seconds)."""
+    deadline, delay = time.monotonic() + seconds, 0.2
     while True:
         try:
             return call()
@@ -61,9 +61,11 @@ def _shutting_down() -> bool:
 class RunWatch(threading.Thread):
     """Renews the lease and watches cancel/shutdown every `watch_seconds`, off the training thread."""
 
-    def __init__(self, lease: Lease, client: redis.Redis, run_id: str, deadline: Deadline, slot: GpuSlot | None):
+    def __init__(self, lease: Lease, client: redis.Redis, run_id: str, deadline: Deadline, slot: GpuSlot | None,
+                 settings: WorkerSettings):
         super().__init__(name=f"run-watch-{run_id[:8]}", daemon=True)
         self.lease, self.redis, self.run_id, self.deadline, self.slot = lease, client, run_id, deadline, slot
+        self.every, self.cancel_grace = settings.watch_seconds, settings.cancel_grace_seconds
         self.reason: str | None = None  # cancel | shutdown | superseded | time limit: why the loop must stop
         self.cancel_published = False
         self.finished = threading.Event()  # the task is done with the run
@@ -75,7 +77,7 @@ class RunWatch(threading.Thread):
 
     def run(self) -> None:
         cancel_seen = None
-        while not self.finished.wait(settings.watch_seconds):
+        while not self.finished.wait(self.every):
             try:
                 if self.slot is not None:
                     self.slot.renew()
@@ -93,7 +95,7 @@ class RunWatch(threading.Thread):
             if self.deadline.expired():  # the solo pool does not enforce Celery's time limits itself
                 self.stop("time limit")
             if (self.reason == "cancel" and not self.cancel_published
-                    and time.monotonic() - cancel_seen > settings.cancel_grace_seconds):
+                    and time.monotonic() - cancel_seen > self.cancel_grace):
                 try:  # a long step: say so now; the step finishes in the background and saves nothing new
                     self.cancel_published = self.lease.publish(StatusEvent(
                         status="cancelled", time=time.time(), attempt=self.lease.attempt,
@@ -106,11 +108,13 @@ class StreamPublisher:
     """The train-loop callbacks: frames and status to the run's stream (fenced), checkpoints to the
     run's files (worker/files.py: this host's folder, and the web server when it is another host)."""
 
-    def __init__(self, lease: Lease, watch: RunWatch, run_id: str, files: RunFiles):
+    def __init__(self, lease: Lease, watch: RunWatch, run_id: str, files: RunFiles, retry_seconds: float):
         self.lease, self.watch, self.run_id, self.files = lease, watch, run_id, files
+        self.retry_seconds = retry_seconds
 
     def publish(self, event: Event, end_state: str = "") -> str | None:
-        entry = retrying(f"run {self.run_id}: publish {kind_of(event)}", lambda: self.lease.publish(event, end_state))
+        entry = retrying(f"run {self.run_id}: publish {kind_of(event)}", lambda: self.lease.publish(event, end_state),
+                         self.retry_seconds)
         if entry is None:  # this attempt no longer holds the run: write nothing more
             self.watch.stop("superseded")
         return entry
@@ -142,24 +146,26 @@ def environment_record(device: torch.device) -> dict:
             "hostname": os.uname().nodename, "code": code_version()}
 
 
-def redis_client() -> redis.Redis:
+def redis_client(settings: WorkerSettings) -> redis.Redis:
     return redis.Redis.from_url(settings.redis_url, socket_timeout=10, socket_connect_timeout=5,
                                 health_check_interval=15)
 
 
 @app.task(name=TASK_NAME, bind=True)
 def train_run(self, run_id: str, config: dict) -> str:
-    client = redis_client()
+    settings = get_settings()
+    client = redis_client(settings)
     host, device = os.uname().nodename, gpu_slots.device_id()
     slot = None
     if device is not None:  # worker processes may share this GPU; a run may want it to itself
         slot = GpuSlot(client, host, self.request.hostname or host, device)
         whole = bool((config.get("train") or {}).get("whole_gpu"))
-        if not retrying(f"run {run_id}: GPU slot", lambda: slot.enter(whole, run_id, _shutting_down)):
+        if not retrying(f"run {run_id}: GPU slot", lambda: slot.enter(whole, run_id, _shutting_down),
+                        settings.redis_retry_seconds):
             time.sleep(2.0)  # the device is held whole: hand the task back, after a pause, not in a spin
             raise Reject("the GPU is held by a whole-GPU run", requeue=True)
     try:
-        return _attempt(self, client, host, run_id, config, slot)
+        return _attempt(self, settings, client, host, run_id, config, slot)
     finally:
         if slot is not None:
             try:
@@ -168,19 +174,20 @@ def train_run(self, run_id: str, config: dict) -> str:
                 pass  # its marks expire on their own
 
 
-def _attempt(self, client: redis.Redis, host: str, run_id: str, config: dict, slot: GpuSlot | None) -> str:
+def _attempt(self, settings: WorkerSettings, client: redis.Redis, host: str, run_id: str, config: dict,
+             slot: GpuSlot | None) -> str:
     lease = Lease(client, run_id, worker=f"{self.request.hostname or host}:{os.getpid()}", host=host,
                   ttl_seconds=settings.lease_ttl_seconds)
-    claim = retrying(f"run {run_id}: claim", lease.claim)
+    claim = retrying(f"run {run_id}: claim", lease.claim, settings.redis_retry_seconds)
     if claim != "claimed":  # done, cancelled while queued, or a duplicate delivery of a held run
         log.info("run %s: not started (%s)", run_id, claim)
         return claim
     presence.current.update(run=run_id, attempt=lease.attempt)
-    watch = RunWatch(lease, client, run_id, Deadline.from_timelimit(self.request.timelimit), slot)
+    watch = RunWatch(lease, client, run_id, Deadline.from_timelimit(self.request.timelimit), slot, settings)
     watch.start()
     files = RunFiles(run_id, settings.artifacts_dir / run_id, settings.server_url, settings.worker_token,
                      settings.redis_retry_seconds)
-    publisher = StreamPublisher(lease, watch, run_id, files)
+    publisher = StreamPublisher(lease, watch, run_id, files, settings.redis_retry_seconds)
     outcome = "failed"
     try:
         cfg = RunConfig.model_validate(config)
@@ -208,8 +215,8 @@ def _attempt(self, client: redis.Redis, host: str, run_id: str, config: dict, sl
                              f"{watch.deadline.seconds:.0f} s")
         elif watch.reason == "shutdown":
             outcome = "requeued"
-            retrying(f"run {run_id}: release", lambda: lease.release("worker shut down; re-queued to resume "
-                                                                     "from its checkpoint"))
+            reason = "worker shut down; re-queued to resume from its checkpoint"
+            retrying(f"run {run_id}: release", lambda: lease.release(reason), settings.redis_retry_seconds)
             raise Reject("worker shutting down", requeue=True)
         else:
             outcome = "superseded"

@@ -1,23 +1,21 @@
-"""The backend's one Settings object, read from environment variables."""
+"""The backend's one Settings object, read from environment variables (PINWHEEL_<FIELD>, and the
+aliases given); the paths default to places under PINWHEEL_VAR_DIR (pinwheel/paths.py)."""
 from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
 
 from pydantic import AliasChoices, Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
 
-ROOT = Path(__file__).resolve().parents[2]
+from pinwheel.paths import ROOT, PathSettings
 
 
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="PINWHEEL_", extra="ignore")
-
+class Settings(PathSettings):
     redis_url: str = Field("redis://127.0.0.1:6379/0", validation_alias=AliasChoices("REDIS_URL", "PINWHEEL_REDIS_URL"))
-    database_url: str = Field(f"sqlite:///{ROOT / 'var' / 'pinwheel.db'}",
-                              validation_alias=AliasChoices("DATABASE_URL", "PINWHEEL_DATABASE_URL"))
-    artifacts_dir: Path = ROOT / "var" / "artifacts"
-    frontend_dir: Path = ROOT / "frontend"
+    database_url: str = Field(default_factory=lambda f: f"sqlite:///{f['var_dir'] / 'pinwheel.db'}",
+                              validation_alias=AliasChoices("DATABASE_URL", "PINWHEEL_DATABASE_URL"),
+                              description="SQLAlchemy URL of the store (default: SQLite at <var_dir>/pinwheel.db)")
+    frontend_dir: Path = Field(ROOT / "frontend", description="the static frontend this process serves")
     persist_frames: bool = Field(True, description="run the stream→store consumer in this process")
     consumer_name: str | None = Field(None, description="this process's name in the persist consumer group")
     sse_heartbeat_seconds: float = Field(10.0, gt=0, description="a comment line this often keeps a silent stream up")
@@ -45,8 +43,6 @@ class Settings(BaseSettings):
                                             "(429 above)")
     max_run_seconds: int = Field(24 * 3600, ge=10, description="a run still going after this long ends "
                                  "'failed: time limit' (Celery soft/hard time limits)")
-    data_root: Path = Field(ROOT / "var" / "data", description="user folders (image_folder, idx_folder) live "
-                            "under it; checked at launch when this machine has it")
 
 
 @lru_cache
