@@ -35,7 +35,7 @@ export function fit(canvas, width, height) {
   canvas.__logical = [width, height];
   canvas.style.width = s === 1 ? "" : `${Math.round(width * zoom.css)}px`;
   // a chart (text, axes) is never blown up past its drawn size by the page's CSS: that blurs it
-  if (canvas.classList.contains("chart")) canvas.style.maxWidth = s === 1 ? `${width}px` : "none";
+  if (canvas.classList.contains("chart")) canvas.style.maxWidth = s === 1 ? `min(100%, ${width}px)` : "none";
   const ctx = canvas.getContext("2d");
   ctx.setTransform(s, 0, 0, s, 0, 0);
   if (s !== 1) ctx.imageSmoothingEnabled = false;

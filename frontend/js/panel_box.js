@@ -47,9 +47,12 @@ export class PanelBox {
     enlarged = on ? this : null;
     if (on) {
       const [w, h] = canvas.__logical ?? [canvas.width || 1, canvas.height || 1];
-      const room = this.root.getBoundingClientRect();
-      const spare = this.root.scrollHeight - canvas.getBoundingClientRect().height; // head, info lines
-      const css = Math.max(1, Math.min((room.width - 40) / w, (window.innerHeight - spare - 90) / h, 8));
+      // the room the window leaves: less the panel's padding (the timeline sits in it), head and info lines
+      const pad = getComputedStyle(this.root);
+      const roomW = this.root.clientWidth - parseFloat(pad.paddingLeft) - parseFloat(pad.paddingRight);
+      const others = this.head.offsetHeight + this.body.offsetHeight - canvas.getBoundingClientRect().height;
+      const roomH = window.innerHeight - parseFloat(pad.paddingTop) - parseFloat(pad.paddingBottom) - others - 8;
+      const css = Math.max(1, Math.min(roomW / w, roomH / h, 8));
       canvas.__zoom = { css, dpr: window.devicePixelRatio || 1 };
     } else {
       delete canvas.__zoom;

@@ -31,13 +31,14 @@ export const RUN_DASHES = ["solid", "dash", "dot", "dashdot"];
 
 // Groups of comparable metrics, one chart each: energies and loss terms (positive, spanning decades:
 // log by default), fractions/errors/accuracies (0…1: linear), the learning rate (its own scale).
-export const GROUPS = [
-  { id: "rates", label: "fractions, errors, accuracies", log: false,
-    test: (n) => /(fraction|share|rate$|error|accuracy|^probe_|excess|active)/i.test(n) && n !== "lr" },
-  { id: "schedule", label: "learning rate", log: false, test: (n) => n === "lr" || /(^|_)lr$/.test(n) },
-  { id: "loss", label: "loss terms and energies", log: true, test: () => true },
-];
-export const groupOf = (name) => GROUPS.find((g) => g.test(name));
+// GROUPS is the charts' order on the page; a name goes to the first group (in MATCH order) whose test it passes.
+const LOSS = { id: "loss", label: "loss terms and energies", log: true, test: () => true };
+const RATES = { id: "rates", label: "fractions, errors, accuracies", log: false,
+  test: (n) => /(fraction|share|rate$|error|accuracy|^probe_|excess|active)/i.test(n) };
+const SCHEDULE = { id: "schedule", label: "learning rate", log: false, test: (n) => n === "lr" || /(^|_)lr$/.test(n) };
+export const GROUPS = [LOSS, RATES, SCHEDULE];
+const MATCH = [SCHEDULE, RATES, LOSS];
+export const groupOf = (name) => MATCH.find((g) => g.test(name));
 
 // A log axis cannot show 0 or a negative value: such a point becomes a gap (the line joins the
 // positive points around it) instead of a spike down to the bottom of the chart.
@@ -77,7 +78,7 @@ export function metricsLayout({ yTitle, log, xTitle = "step", cursor = null, hei
       // full numbers at every tick (no "5 2 100 5 2" digit labels between the decades)
       tickformat: log ? "~g" : "", exponentformat: "e", nticks: 7,
     },
-    legend: { orientation: "h", x: 0, y: -0.22, yanchor: "top", font: { size: 11 } },
+    legend: { orientation: "h", x: 0, y: -0.3, yanchor: "top", font: { size: 11 } },
     showlegend: true, uirevision: "keep", shapes: cursorShapes(cursor),
   };
 }

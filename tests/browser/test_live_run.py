@@ -39,14 +39,13 @@ def test_launch_watch_live_and_cancel(stack, browser, artifacts_dir, login):
         const seen = new Set(); for (let i = 0; i < d.length; i += 4) seen.add(d[i]); return seen.size; }""")
     assert levels > 50
     assert page.locator("#run-status").inner_text() == "running"
-    page.wait_for_function("() => document.querySelector('.curves .scatterlayer .trace') !== null", timeout=30_000)
-    # loss terms on a log axis, fractions on a linear one with evenly spaced ticks of its own (not
-    # ticks at the log axis's places, which is what an overlaying axis gets by default)
-    axes = page.evaluate("() => { const l = document.querySelector('.curves')._fullLayout;"
-                         " return [l.yaxis.type, l.yaxis2.type, l.yaxis2._vals.map(v => v.x)]; }")
-    assert axes[:2] == ["log", "linear"], axes
-    steps = np.diff(axes[2])
-    assert len(steps) >= 2 and np.allclose(steps, steps[0], rtol=1e-6), axes[2]
+    page.wait_for_function("() => document.querySelector('.curves[data-group=rates] .scatterlayer .trace') !== null", timeout=30_000)
+    # loss terms on a log axis, fractions on a linear one (a chart of their own) with evenly spaced ticks
+    axes = page.evaluate("() => Object.fromEntries([...document.querySelectorAll('.curves')].map(d =>"
+                         " [d.dataset.group, [d._fullLayout.yaxis.type, d._fullLayout.yaxis._vals.map(v => v.x)]]))")
+    assert axes["loss"][0] == "log" and axes["rates"][0] == "linear", axes
+    steps = np.diff(axes["rates"][1])
+    assert len(steps) >= 2 and np.allclose(steps, steps[0], rtol=1e-6), axes["rates"]
     page.screenshot(timeout=120_000, path=str(artifacts_dir / "live_run.png"), full_page=True)
 
     # Cancel asks first: dismissed, the run goes on; accepted, it stops

@@ -74,7 +74,8 @@ def test_tree_inhibition_draws_the_tree_of_filters_and_s(stack, page, runs, arti
     box = page.locator("canvas[data-panel=tree_inhibition]").bounding_box()
     nodes = page.evaluate("() => document.querySelector('canvas[data-panel=tree_inhibition]').width")
     assert nodes == px["w"]
-    page.mouse.move(box["x"] + box["width"] * (280 / px["w"]), box["y"] + box["height"] * ((18 + 32) / px["h"]))
+    root_x = (px["w"] - 300) / 2  # the root sits mid-tree; the tree is the canvas less S and its colour bar (300 px)
+    page.mouse.move(box["x"] + box["width"] * (root_x / px["w"]), box["y"] + box["height"] * ((18 + 32) / px["h"]))
     assert page.locator("[data-hover=tree_inhibition]").inner_text().startswith("unit 0 · depth 0")
     info = page.locator("[data-info=tree_inhibition]").inner_text()
     assert "40 units on a tree of 4 levels" in info and "as of" not in info  # the last frame is fresh

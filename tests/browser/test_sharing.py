@@ -81,8 +81,8 @@ def test_login_share_compare_and_offline_export(stack, api, browser, login, arti
         passed_ctx.close()
 
         page.goto(f"{url}/#/compare/{done['id']},{live['id']}")
-        page.wait_for_function(f"() => document.querySelector('img[data-run=\"{done['id']}\"]')?.naturalWidth > 0",
-                               timeout=30_000)
+        page.wait_for_function(f"() => document.querySelector('[data-compare-kind=filter_grid] [data-run=\"{done['id']}\"] canvas')"
+                               "?.dataset.drawnStep > ''", timeout=30_000)
         page.wait_for_function("() => document.querySelector('#compare-curves .scatterlayer .trace')", timeout=30_000)
         diff = page.locator("#config-diff tr.diff").all_inner_texts()
         assert any(row.startswith("train.steps") for row in diff), diff
@@ -101,8 +101,9 @@ def test_login_share_compare_and_offline_export(stack, api, browser, login, arti
         offline.on("request", lambda r: requests.append(r.url))
         offline.goto(exported.as_uri())
         offline.wait_for_function("() => document.body.dataset.ready === '1'", timeout=30_000)
-        offline.wait_for_function("() => document.querySelector('#curves .scatterlayer .trace')", timeout=30_000)
-        assert offline.evaluate("() => document.querySelector('#filters').naturalWidth") > 0
+        offline.wait_for_function("() => document.querySelector('.curves .scatterlayer .trace')", timeout=30_000)
+        offline.wait_for_function("() => document.querySelector('canvas[data-panel=filter_grid]')?.dataset.drawnStep > ''",
+                                  timeout=30_000)
         assert offline.locator("#title").inner_text() == "finished tiny"
         assert all(r.startswith(("file:", "data:")) for r in requests), requests
         offline.screenshot(timeout=120_000, path=str(artifacts_dir / "export_offline.png"), full_page=True)
