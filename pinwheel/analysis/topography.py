@@ -10,10 +10,14 @@ Per unit, from the power spectrum P(f) of its filter (zero-padded, DC removed):
 
 Angles use image axes (row down, col right). On a grid of units, c = r·e^{2iθ} and
 
-    smoothness   = mean over grid neighbours of cos 2(θ_i − θ_j)   (0 random, 1 smooth)
-    pin-wheels   = plaquettes (2×2 units) around which 2θ winds by ±2π
-    Λ            = 1 / k*, k* the peak of the radially averaged power spectrum of c − ⟨c⟩ (grid units)
+    smoothness   = mean over grid neighbours of cos 2(θ_i − θ_j)   (0 random, 1 uniform)
+    pin-wheels   = plaquettes (2×2 units) around which 2θ winds by ±2π (across the edges too on a torus)
+    Λ            = 1 / k̄, k̄ the power-weighted mean wavenumber of c − ⟨c⟩ within a factor √2 of the
+                   peak of its radially averaged power spectrum (grid units)
     ρ            = N_pinwheels · Λ² / area      (Kaschube et al. 2010: ρ ≈ π in cortex)
+
+all over the map's valid region: a torus whole; a plain grid less a border band where its pools are
+cut. With fewer than 2Λ across that region ρ is not given: "too few periods to count pin-wheels".
 
 For trees: filter similarity |cos| between pairs on one branch (ancestor/descendant) versus
 pairs on different branches, and how filters change with depth.
@@ -136,41 +140,57 @@ def _wrapped(d: np.ndarray) -> np.ndarray:
     return np.angle(np.exp(1j * d))  # into (−π, π]
 
 
-def winding(theta: np.ndarray) -> np.ndarray:
-    """Winding of 2θ around every plaquette, in turns: (rows−1, cols−1) array of −1, 0 or +1.
+def winding(theta: np.ndarray, wrap: bool = False) -> np.ndarray:
+    """Winding of 2θ around every plaquette, in turns: −1, 0 or +1 per plaquette, (rows−1, cols−1) of them
+    on a plain grid, (rows, cols) on a torus (`wrap`: the last row and column close round to the first).
 
     The loop runs counter-clockwise as the map is drawn (row down): (r, c) → (r+1, c) →
     (r+1, c+1) → (r, c+1) → (r, c).
     """
-    a = 2 * theta
+    a = 2 * np.asarray(theta, dtype=np.float64)
+    if wrap:
+        a = np.pad(a, ((0, 1), (0, 1)), mode="wrap")  # row and column 0 again after the last
     loop = (_wrapped(a[1:, :-1] - a[:-1, :-1]) + _wrapped(a[1:, 1:] - a[1:, :-1])
             + _wrapped(a[:-1, 1:] - a[1:, 1:]) + _wrapped(a[:-1, :-1] - a[:-1, 1:]))
     return np.rint(loop / (2 * np.pi)).astype(int)
 
 
-def find_pinwheels(theta: np.ndarray) -> list[Pinwheel]:
-    """Pin-wheels of a (rows, cols) orientation map: plaquettes where 2θ winds by ±2π."""
-    w = winding(theta)
+def find_pinwheels(theta: np.ndarray, wrap: bool = False) -> list[Pinwheel]:
+    """Pin-wheels of a (rows, cols) orientation map: plaquettes where 2θ winds by ±2π (also the plaquettes
+    across the edges with `wrap`; a plaquette's centre is (r + ½, c + ½), so those sit at rows − ½)."""
+    w = winding(theta, wrap)
     return [Pinwheel(row=r + 0.5, col=c + 0.5, handedness=int(w[r, c])) for r, c in zip(*np.nonzero(w))]
 
 
-def column_spacing(c: np.ndarray, pad: int = 4) -> float:
-    """Λ (grid units): 1 / the peak wavenumber of the radially averaged power spectrum of c − ⟨c⟩.
+def column_spacing(c: np.ndarray, pad: int = 4, wrap: bool = False) -> float:
+    """Λ (grid units) = 1 / k̄: k̄ the power-weighted mean wavenumber of c − ⟨c⟩ over the band
+    [k*/√2, k*·√2] around k*, the peak of its radially averaged power spectrum.
 
-    The map is zero-padded `pad`-fold so the peak is located finer than the grid's own
-    frequency step; wavenumbers below one cycle per map are ignored.
+    A plain map is zero-padded `pad`-fold so the peak is located finer than the grid's own frequency step;
+    a torus (`wrap`) is periodic, its spectrum lives exactly on the lattice k = (n, m)/side, and padding would
+    only add the seam's leakage, so it is used as is. Wavenumbers below one cycle per map are ignored.
     """
     rows, cols = c.shape
-    size = pad * max(rows, cols)
-    power = np.abs(np.fft.fft2(c - c.mean(), s=(size, size))) ** 2
-    k = np.hypot(*np.meshgrid(np.fft.fftfreq(size), np.fft.fftfreq(size), indexing="ij"))
-    step = 1.0 / size
+    if wrap:
+        fr, fc = np.meshgrid(np.fft.fftfreq(rows), np.fft.fftfreq(cols), indexing="ij")
+        power = np.abs(np.fft.fft2(c - c.mean())) ** 2
+        step = 1.0 / max(rows, cols)
+    else:
+        size = pad * max(rows, cols)
+        fr, fc = np.meshgrid(np.fft.fftfreq(size), np.fft.fftfreq(size), indexing="ij")
+        power = np.abs(np.fft.fft2(c - c.mean(), s=(size, size))) ** 2
+        step = 1.0 / size
+    k = np.hypot(fr, fc)
     bins = np.rint(k / step).astype(int)
     radial = np.bincount(bins.ravel(), power.ravel()) / np.maximum(np.bincount(bins.ravel()), 1)
     kk = np.arange(len(radial)) * step
-    valid = (kk >= 1.0 / max(rows, cols)) & (kk <= 0.5)
+    valid = (kk >= 1.0 / max(rows, cols) - 1e-12) & (kk <= 0.5)
+    if not valid.any() or radial[valid].max() <= 0:
+        return float("nan")
     peak = kk[valid][np.argmax(radial[valid])]
-    return float(1.0 / peak)
+    band = (k >= peak / np.sqrt(2)) & (k <= peak * np.sqrt(2)) & (k >= 1.0 / max(rows, cols) - 1e-12)
+    mean_k = (power * k)[band].sum() / power[band].sum()
+    return float(1.0 / mean_k)
 
 
 def pinwheel_density(n_pinwheels: int, spacing: float, area: float) -> float:
@@ -178,31 +198,65 @@ def pinwheel_density(n_pinwheels: int, spacing: float, area: float) -> float:
     return float(n_pinwheels * spacing**2 / area)
 
 
+TOO_FEW_PERIODS = "too few periods to count pin-wheels"
+MIN_PERIODS = 2.0  # the valid map must span at least this many Λ on its shorter side for ρ to be given
+
+
+def valid_region(shape: tuple[int, int], border: int, wrap: bool) -> tuple[slice, slice]:
+    """Rows and columns of the map where it is valid: all of a torus; a plain grid less `border` units
+    along every edge (there the pools are cut and the map is pulled together less)."""
+    rows, cols = shape
+    if wrap or border <= 0:
+        return slice(0, rows), slice(0, cols)
+    if rows - 2 * border < 2 or cols - 2 * border < 2:
+        raise ValueError(f"border: {border} units off every edge leaves no map of {rows}×{cols}")
+    return slice(border, rows - border), slice(border, cols - border)
+
+
 @dataclass
 class MapSummary:
     smoothness: float
     selective_fraction: float
-    n_pinwheels: int
+    n_pinwheels: int  # in the valid region
     n_left: int
     n_right: int
-    spacing: float
-    density: float
+    spacing: float  # Λ, grid units, from the valid region
+    density: float | None  # ρ = N Λ² / area; None when the valid region spans fewer than MIN_PERIODS · Λ
+    periods: float = float("nan")  # hypercolumns per side: the valid region's shorter side / Λ
+    area: float = float("nan")  # plaquettes searched for pin-wheels
+    border: int = 0  # units left out along every edge (0 on a torus)
+    wrap: bool = False
+    note: str | None = None  # TOO_FEW_PERIODS when density is None
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
 
 
 def summarise(omap: OrientationMap, selective_threshold: float = 0.3, wrap: bool = False,
-              pins: list[Pinwheel] | None = None) -> MapSummary:
-    """Headline numbers of an orientation map (`pins`: its pin-wheels, when the caller has found them)."""
-    pins = find_pinwheels(omap.theta) if pins is None else pins
-    spacing = column_spacing(omap.complex)
-    rows, cols = omap.theta.shape
-    return MapSummary(smoothness=smoothness(omap.theta, wrap=wrap),
-                      selective_fraction=float((omap.selectivity > selective_threshold).mean()),
-                      n_pinwheels=len(pins), n_left=sum(p.handedness > 0 for p in pins),
-                      n_right=sum(p.handedness < 0 for p in pins), spacing=spacing,
-                      density=pinwheel_density(len(pins), spacing, (rows - 1) * (cols - 1)))
+              pins: list[Pinwheel] | None = None, border: int = 0) -> MapSummary:
+    """Headline numbers of an orientation map, all over its valid region (`valid_region`): on a torus the
+    whole map with pairs and plaquettes across the edges, on a plain grid the map less `border` units along
+    each edge. `pins`: the pin-wheels of the whole map, when the caller has found them (those in the valid
+    region are counted). The density needs MIN_PERIODS · Λ across the valid region, else it is None and
+    `note` says why."""
+    pins = find_pinwheels(omap.theta, wrap) if pins is None else pins
+    rows_s, cols_s = valid_region(omap.theta.shape, border, wrap)
+    theta, sel, c = omap.theta[rows_s, cols_s], omap.selectivity[rows_s, cols_s], omap.complex[rows_s, cols_s]
+    rows, cols = theta.shape
+    r0, c0 = rows_s.start, cols_s.start
+    # a plaquette is inside when all four of its corners are: centres from r0 + ½ to r0 + rows − 1.5
+    inside = [p for p in pins if wrap or (r0 < p.row < r0 + rows - 1 and c0 < p.col < c0 + cols - 1)]
+    spacing = column_spacing(c, wrap=wrap)
+    area = float(rows * cols if wrap else (rows - 1) * (cols - 1))
+    periods = min(rows, cols) / spacing if np.isfinite(spacing) else 0.0
+    enough = periods >= MIN_PERIODS
+    return MapSummary(smoothness=smoothness(theta, wrap=wrap),
+                      selective_fraction=float((sel > selective_threshold).mean()),
+                      n_pinwheels=len(inside), n_left=sum(p.handedness > 0 for p in inside),
+                      n_right=sum(p.handedness < 0 for p in inside), spacing=spacing,
+                      density=pinwheel_density(len(inside), spacing, area) if enough else None,
+                      periods=float(periods), area=area, border=0 if wrap else border, wrap=wrap,
+                      note=None if enough else TOO_FEW_PERIODS)
 
 
 def _ancestors(parents: np.ndarray) -> list[set[int]]:
