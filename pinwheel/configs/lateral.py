@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal, Union
 
+import numpy as np
 from pydantic import Field, model_validator
 
 from .common import Strict
@@ -18,11 +19,31 @@ class TreeMask(Strict):
 
 
 class GridMask(Strict):
-    """Units on a side×side grid; S_ij = 0 between units closer than `radius` (grid units)."""
+    """Units on a side×side grid; S_ij = 0 between units at most `radius` apart (grid units) and, when
+    `outer_radius` is set, between units farther apart than it: inhibition is then local, an annulus
+    around each unit, as lateral inhibition in cortex, and sets the map's period (a few outer radii)."""
 
     kind: Literal["grid"] = "grid"
     radius: float = Field(1.5, gt=0, description="units at most this far apart on the grid do not inhibit each other")
+    outer_radius: float | None = Field(None, gt=0, description="units farther apart than this do not inhibit each other "
+                                                               "(none: inhibition reaches the whole grid)")
     wrap: bool = Field(True, description="the grid is a torus (no edges)")
+
+    @model_validator(mode="after")
+    def _annulus(self):
+        if self.outer_radius is not None and self.outer_radius <= self.radius:
+            raise ValueError(f"outer_radius: {self.outer_radius} must exceed radius {self.radius} "
+                             "(the inhibition annulus would be empty)")
+        return self
+
+
+def grid_distances(side: int, unit: int, wrap: bool) -> np.ndarray:
+    """(side·side,) distances on the grid from `unit` to every unit (row-major), wrapped on a torus."""
+    r, c = np.divmod(np.arange(side * side), side)
+    dr, dc = np.abs(r - r[unit]), np.abs(c - c[unit])
+    if wrap:
+        dr, dc = np.minimum(dr, side - dr), np.minimum(dc, side - dc)
+    return np.hypot(dr, dc)
 
 
 MaskConfig = Annotated[Union[TreeMask, GridMask], Field(discriminator="kind")]
@@ -70,10 +91,9 @@ class LateralConfig(Strict):
             if m.radius >= reach * 2**0.5:
                 raise ValueError(f"mask.radius: with radius {m.radius} every unit of the {side}×{side} grid is "
                                  "a neighbour of every other, so S would be all zero")
-            dr = range(-side + 1, side)
-            near = sum(1 for a in dr for b in dr if (a or b) and (a * a + b * b) ** 0.5 <= m.radius
-                       and (not m.wrap or (abs(a) <= side // 2 and abs(b) <= side // 2)))
-            degrees = [self.units - 1 - min(near, self.units - 1)]
+            outer = np.inf if m.outer_radius is None else m.outer_radius
+            units = [0] if m.wrap else range(self.units)  # on a torus every unit sees the same neighbourhood
+            degrees = [int(((d > m.radius) & (d <= outer)).sum()) for d in (grid_distances(side, u, m.wrap) for u in units)]
         if not degrees or min(degrees) == 0:
             raise ValueError("mask: the mask leaves no pair of units free to inhibit each other")
         if self.row_sum > self.beta * min(degrees):
@@ -90,8 +110,8 @@ LATERAL_TREE_PRESET = {
                    "inhibits all but its own branch, so filters along a branch are alike, coarse at the root "
                    "and refined towards the leaves (Gregor, Szlam & LeCun 2011).",
     "config": {
-        "model": {"kind": "lateral", "units": 40, "lam": 0.2, "mask": {"kind": "tree", "branching": 3, "depth": 4},
-                  "beta": 1.0, "row_sum": 20.0, "learn_S": True, "s_lr": 0.05, "inference_steps": 60},
+        "model": {"kind": "lateral", "units": 40, "lam": 0.1, "mask": {"kind": "tree", "branching": 3, "depth": 4},
+                  "beta": 1.0, "row_sum": 20.0, "learn_S": True, "s_lr": 10.0, "inference_steps": 60},
         "data": {"kind": "natural_patches", "patch_size": 8, "pool_size": 20000},
         "train": {"steps": 3000, "batch_size": 128, "lr": 3e-3},
     },
@@ -104,8 +124,9 @@ LATERAL_2D_PRESET = {
                    "grid neighbours and positive elsewhere, so neighbours may be active together and a "
                    "topographic map of orientation and position forms — the mirror image of group sparsity.",
     "config": {
-        "model": {"kind": "lateral", "units": 256, "lam": 0.3, "mask": {"kind": "grid", "radius": 1.5, "wrap": True},
-                  "beta": 0.5, "row_sum": 60.0, "learn_S": False, "inference_steps": 60},
+        "model": {"kind": "lateral", "units": 256, "lam": 0.3,
+                  "mask": {"kind": "grid", "radius": 1.5, "outer_radius": 4.0, "wrap": True},
+                  "beta": 1.0, "row_sum": 10.0, "learn_S": True, "s_lr": 10.0, "inference_steps": 60},
         "data": {"kind": "natural_patches", "patch_size": 10, "pool_size": 20000},
         "train": {"steps": 3000, "batch_size": 128, "lr": 3e-3},
     },

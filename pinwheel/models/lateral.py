@@ -41,7 +41,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..configs.lateral import GridMask, LateralConfig, TreeMask
+from ..configs.lateral import GridMask, LateralConfig, TreeMask, grid_distances
 from ..groups import tree, tree_parents
 from ..inference import lipschitz_bound
 from .base import PinwheelModel, random_dictionary, to_numpy
@@ -53,13 +53,11 @@ def tree_mask(branching: int, depth: int) -> np.ndarray:
     return ~(subtree | subtree.T)
 
 
-def grid_mask(side: int, radius: float, wrap: bool) -> np.ndarray:
-    """(m, m) bool on a side×side grid, True where units are farther apart than `radius`."""
-    r, c = np.divmod(np.arange(side * side), side)
-    dr, dc = np.abs(r[:, None] - r[None, :]), np.abs(c[:, None] - c[None, :])
-    if wrap:
-        dr, dc = np.minimum(dr, side - dr), np.minimum(dc, side - dc)
-    return np.hypot(dr, dc) > radius
+def grid_mask(side: int, radius: float, wrap: bool, outer_radius: float | None = None) -> np.ndarray:
+    """(m, m) bool on a side×side grid, True where units are farther apart than `radius` (and no farther
+    than `outer_radius` when it is set: an annulus of inhibition)."""
+    d = np.stack([grid_distances(side, u, wrap) for u in range(side * side)])
+    return (d > radius) & (d <= (np.inf if outer_radius is None else outer_radius))
 
 
 class SProjection:
@@ -152,7 +150,7 @@ class LateralInhibition(PinwheelModel):
         mk = config.mask
         self.parents = tree_parents(mk.branching, mk.depth) if isinstance(mk, TreeMask) else None
         self.grid = (round(m**0.5),) * 2 if isinstance(mk, GridMask) else None
-        mask = tree_mask(mk.branching, mk.depth) if isinstance(mk, TreeMask) else grid_mask(self.grid[0], mk.radius, mk.wrap)
+        mask = tree_mask(mk.branching, mk.depth) if isinstance(mk, TreeMask) else grid_mask(self.grid[0], mk.radius, mk.wrap, mk.outer_radius)
         self.projection = SProjection(mask, config.beta, config.row_sum)
         s0 = self.projection(self.projection.mask * config.beta / 2)
         self.register_buffer("S", torch.tensor(s0, dtype=torch.float32))  # (m, m)
