@@ -29,6 +29,9 @@ class DrSAEConfig(Strict):
     lr_half_life_steps: int = Field(0, ge=0, description="after the warm-up the learning rate halves every so many "
                                     "steps; 0: constant")
     lam_warmup_steps: int = Field(0, ge=0, description="λ grows linearly from 0 to lam over these first steps")
+    resample_dead_every: int = Field(0, ge=0, description="phase 1 only: every so many steps, restart each unit "
+                                     "that was active on none of those batches' inputs as a prototype of a poorly "
+                                     "reconstructed input (as the data initialisation does); 0: never")
     E_row_max: float = Field(1.25, gt=0, description="rows of E are kept at norm ≤ E_row_max/T")
     C_row_max: float = Field(5.0, gt=0, description="rows of C are kept at norm ≤ this")
 
@@ -46,7 +49,7 @@ PRESETS = [{
                    "units split into whole-digit 'categorical' units and stroke-like 'part' units.",
     "config": {
         "model": {"kind": "drsae", "units": 400, "steps": 11, "lam": 0.5, "class_weight": 5.0,
-                  "unsupervised_steps": 2000, "init": "data", "encoder_lr_scale": 0.05, "lr_warmup_steps": 300},
+                  "unsupervised_steps": 2000, "init": "data", "encoder_lr_scale": 0.05, "lr_warmup_steps": 300, "resample_dead_every": 100},
         "data": {"kind": "mnist", "source": "auto", "train_size": 8000, "test_size": 2000},
         "train": {"steps": 6000, "batch_size": 64, "lr": 2e-3},
     },

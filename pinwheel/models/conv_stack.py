@@ -54,7 +54,7 @@ class ConvGroupSparseLayer(nn.Module):
     def init_from_(self, h: torch.Tensor, generator: torch.Generator, from_data: bool) -> None:
         """Start the layer on its own input h (B, C, H, W), before its first step.
 
-        from_data: W_e = W_d = K random k×k patches of h drawn among the more energetic half
+        from_data: W_e = W_d = the more energetic half of 2K random k×k patches of h
         (unit norm, plus 1 % noise so no two start equal); else keep the Gaussian filters.
         Either way g is then set to the least-squares scale c = ⟨h, ĥ⟩/⟨ĥ, ĥ⟩ of the first
         reconstruction: with unit-norm k×k filters ĥ sums ~k² overlapping copies, so at g = 1 it is
@@ -62,19 +62,20 @@ class ConvGroupSparseLayer(nn.Module):
         that never move). ReLU is positively homogeneous, so scaling g scales ĥ exactly by c.
         """
         k, maps = self.config.kernel, self.config.maps
-        if from_data:
+        if from_data:  # device-side only (no read-back): the meta-device step check runs this at step 0
             patches = F.unfold(h, k, padding=k // 2).transpose(1, 2).reshape(-1, h.shape[1] * k * k)  # (B·H·W, C·k²)
-            energy = patches.norm(dim=1)
-            pool = torch.nonzero(energy >= energy.median()).squeeze(1)
-            pick = pool[torch.randint(0, len(pool), (maps,), generator=generator)]
-            w = patches[pick].cpu() + 0.01 * energy.max().cpu() * torch.randn(maps, patches.shape[1], generator=generator)
+            candidates = torch.randint(0, patches.shape[0], (2 * maps,), generator=generator).to(h.device)
+            energy = patches[candidates].norm(dim=1)
+            pick = candidates[energy.topk(maps).indices]  # the more energetic half of 2K random patches
+            noise = torch.randn(maps, patches.shape[1], generator=generator).to(h.device)
+            w = patches[pick] + 0.01 * energy.max() * noise
             w = (w / w.norm(dim=1, keepdim=True).clamp_min(EPS)).view_as(self.W_d).to(self.W_d)
             self.W_e.copy_(w)
             self.W_d.copy_(w)
         self.b.zero_()
         self.g.fill_(1.0)
         recon = self.decode(self.encode(h))
-        self.g.fill_(float((h * recon).sum() / recon.pow(2).sum().clamp_min(EPS)))
+        self.g.copy_(((h * recon).sum() / recon.pow(2).sum().clamp_min(EPS)).expand_as(self.g))
 
     def conv(self, h: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
         return F.conv2d(h, w, padding=self.config.kernel // 2)  # (B, C, H, W) → (B, K, H, W)

@@ -17,6 +17,12 @@ Learning rates: E's entries are ~η/√n ≈ 2e-4 on MNIST (η ≈ 0.006), S's o
 units die at once. The encoder therefore learns at lr × encoder_lr_scale, and every group's lr is
 ramped up from 0 over lr_warmup_steps (Adam's first steps are its largest relative ones), then
 optionally halved every lr_half_life_steps; λ can be ramped likewise (lam_warmup_steps).
+Dead units (resample_dead_every = R > 0, phase 1 only): a unit not active on any training input
+of the last R batches is restarted as a prototype of a poorly reconstructed input, the way the
+data initialisation made it (and as k-means / online dictionary learning resample unused atoms):
+D[:, i] = x/‖x‖ for the batch's inputs of largest ½‖x − D z^T‖², E_i = η D[:, i]ᵀ,
+S_i· and S_·i from I − ηDᵀD, b_i = ηλ, C[:, i] = 0, and its Adam moments zeroed. All on the
+device with masks (no read-back), so a step stays free of host synchronisation.
 The classifier sees only the direction of z^T, so it can only be helped by units whose activity
 pattern, not size, is class-specific: the categorical units.
 """
@@ -52,6 +58,8 @@ class DrSAE(PinwheelModel):
             d = torch.randn(n, m, generator=generator)
         d /= d.norm(dim=0, keepdim=True)
         eta = config.init_step if config.init_step is not None else 1.0 / lipschitz(d)
+        self.eta = float(eta)  # the ISTA step of the initialisation, reused when a dead unit restarts
+        self._seen: torch.Tensor | None = None  # (m,) units active on some input since the last resampling
         self.D = nn.Parameter(d)  # (n, m)
         self.E = nn.Parameter(eta * d.T)  # (m, n)
         self.S = nn.Parameter(torch.eye(m) - eta * (d.T @ d))  # (m, m)
@@ -87,6 +95,7 @@ class DrSAE(PinwheelModel):
         z = self.encode(x)  # (B, m)
         recon = 0.5 * (x - z @ self.D.T).pow(2).sum(dim=1).mean()
         sparsity = z.abs().sum(dim=1).mean()
+        self._batch_active, self._batch_error = (z > 0).any(dim=0).detach(), (x - z @ self.D.T).pow(2).sum(1).detach()
         logits = self.logits(z)
         ce = F.cross_entropy(logits, y)
         loss = recon + self.lam_at(step) * sparsity
@@ -111,7 +120,38 @@ class DrSAE(PinwheelModel):
             factor *= 0.5 ** (max(0, step + 1 - warm) / half)
         for group in optimizer.param_groups:
             group["lr"] = group["base_lr"] * factor
-        return super().train_step(x, y, step, optimizer)
+        terms = super().train_step(x, y, step, optimizer)
+        every = self.config.resample_dead_every
+        if every and not self.supervised(step):
+            self._seen = self._batch_active if self._seen is None else self._seen | self._batch_active
+            if (step + 1) % every == 0:
+                self.resample_(~self._seen, x, self._batch_error, optimizer)
+                self._seen = None
+        return terms
+
+    @torch.no_grad()
+    def resample_(self, dead: torch.Tensor, x: torch.Tensor, error: torch.Tensor, optimizer=None) -> None:
+        """Restart the units where dead (m,) is True on the worst-reconstructed inputs of x (see top)."""
+        worst = error.argsort(descending=True)  # (B,)
+        rank = (dead.long().cumsum(0) - 1).clamp_min(0) % len(worst)  # k-th dead unit → k-th worst input
+        d_new = x[worst[rank]].T  # (n, m): a candidate column for every unit, used where dead
+        d_new = d_new / d_new.norm(dim=0, keepdim=True).clamp_min(1e-6)
+        col = dead[None, :]  # (1, m)
+        self.D.copy_(torch.where(col, d_new, self.D))
+        eta = self.eta
+        self.E.copy_(torch.where(dead[:, None], eta * self.D.T, self.E))
+        fresh = torch.eye(len(dead), device=dead.device, dtype=self.S.dtype) - eta * (self.D.T @ self.D)
+        touched = dead[:, None] | col  # (m, m): the dead units' rows and columns
+        self.S.copy_(torch.where(touched, fresh, self.S))
+        self.b.copy_(torch.where(dead, eta * self.config.lam, self.b))
+        self.C.copy_(torch.where(col, 0.0, self.C))
+        if optimizer is not None:
+            masks = {self.D: col, self.E: dead[:, None], self.S: touched, self.b: dead, self.C: col}
+            for p, mask in masks.items():
+                for name in ("exp_avg", "exp_avg_sq", "momentum_buffer"):
+                    if torch.is_tensor(optimizer.state.get(p, {}).get(name)):
+                        optimizer.state[p][name].masked_fill_(mask.expand_as(p), 0.0)
+        self.project_()
 
     @torch.no_grad()
     def project_(self) -> None:
