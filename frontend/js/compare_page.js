@@ -158,7 +158,7 @@ async function compare(view, ids) {
         curves.append(el("div", { class: "curve-chart", "data-curve-group": g.id }, charts[g.id]));
       }
       Plotly.react(charts[g.id], entry.traces, metricsLayout({ yTitle: g.label, log: g.log,
-        xTitle: alignSel.value === "step" ? "step" : "fraction of training" }), PLOT_CONFIG);
+        xTitle: alignSel.value === "step" ? "step" : "fraction of training", values: entry.traces.flatMap((t) => t.y) }), PLOT_CONFIG);
     }
   }
   const maxX = () => Math.max(...runs.map((r, i) => xOf(r, frames[i].at(-1)?.step ?? 0)), 1e-9);
@@ -184,6 +184,9 @@ async function compare(view, ids) {
       const f = panels[i];
       label.textContent = f ? `step ${f.step} / ${r.total_steps}` : "no frames yet";
       for (const [kind, payload] of Object.entries(f?.panels ?? {})) rowFor(kind)?.boxes[i].render({ ...payload, step: f.step, time: f.time });
+      for (const [kind, row] of Object.entries(rows)) { // a kind this run's model does not have: said, not an empty frame
+        if (!f?.panels?.[kind]) row.boxes[i].absent(`${r.title} has no ${RENDERERS[kind].title.toLowerCase()}: not defined for its model.`);
+      }
     });
     view.dataset.cursor = slider.value;
   }

@@ -3,7 +3,7 @@
 // axis title that says which; one colour per metric name everywhere; optional smoothing (an EMA);
 // extended in place as frames arrive; a vertical line marks the timeline's cursor; CSV of every point.
 import { el } from "./dom.js";
-import { GROUPS, PLOT_CONFIG, cursorShapes, forAxis, groupOf, metricColor, metricsLayout, smooth } from "./plot_layout.js";
+import { GROUPS, PLOT_CONFIG, cursorShapes, forAxis, groupOf, logTicks, metricColor, metricsLayout, smooth } from "./plot_layout.js";
 
 export const SMOOTHING = [[0, "no smoothing"], [0.6, "smoothing 0.6"], [0.9, "smoothing 0.9"], [0.97, "smoothing 0.97"]];
 
@@ -54,9 +54,11 @@ export class Curves {
 
   draw(c) { // the whole chart (first draw, a scale switch, a new smoothing)
     if (typeof Plotly === "undefined") return;
-    const layout = metricsLayout({ yTitle: c.group.label, log: c.log, cursor: this.cursor });
+    const traces = this.traces(c);
+    const layout = metricsLayout({ yTitle: c.group.label, log: c.log, cursor: this.cursor, values: traces.flatMap((t) => t.y) });
+    c.ticks = JSON.stringify(layout.yaxis.dtick ?? null);
     layout.uirevision = c.log ? "log" : "linear"; // a zoom is kept while frames arrive, not across a scale switch
-    Plotly.react(c.div, this.traces(c), layout, PLOT_CONFIG);
+    Plotly.react(c.div, traces, layout, PLOT_CONFIG);
     c.ready = true;
     c.box.dataset.scale = c.log ? "log" : "linear";
   }
@@ -85,6 +87,8 @@ export class Curves {
         x: c.names.map(() => added.map((p) => p.step)),
         y: c.names.map((n) => forAxis(added.map((p) => p.metrics[n] ?? null), c.log)),
       }, c.names.map((_, i) => i));
+      // a log axis whose range now spans more (or fewer) decades gets the ticks for it
+      if (c.log && JSON.stringify(logTicks(c.div.data.flatMap((t) => t.y)).dtick ?? null) !== c.ticks) this.draw(c);
     }
   }
 

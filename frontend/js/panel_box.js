@@ -31,8 +31,17 @@ export class PanelBox {
     this.zoomBtn.addEventListener("click", () => this.enlarge(enlarged !== this));
   }
 
+  // nothing to draw for this panel (the compare page: a kind the other run's model has)
+  absent(text) {
+    this.root.dataset.absent = "1";
+    this.body.hidden = true;
+    this.note ??= this.root.appendChild(el("p", { class: "muted absent-note" }));
+    this.note.textContent = text;
+  }
+
   render(payload) {
     this.last = payload;
+    if (this.root.dataset.absent) { delete this.root.dataset.absent; this.body.hidden = false; this.note.textContent = ""; }
     // a tree of filters needs the width of the page (its leaves side by side)
     if (payload?.layout?.type === "tree") this.root.classList.add("wide");
     return this.renderer.render(this.state, payload);

@@ -3,17 +3,20 @@
 // colours, margins that keep tick labels clear of the toolbar, an axis title that says its scale),
 // and the values a log axis can show.
 
-// 24 colours told apart on white and on the dark theme (after Kelly's list of maximum contrast).
-export const PALETTE = ["#3b5bdb", "#e8590c", "#2b8a3e", "#c2255c", "#7048e8", "#0c8599", "#b08900", "#862e9c",
-  "#d9480f", "#5c940d", "#1098ad", "#e64980", "#495057", "#f59f00", "#364fc7", "#a61e4d", "#2f9e44", "#9c36b5",
-  "#74b816", "#1864ab", "#c92a2a", "#087f5b", "#d6336c", "#8c6d1f"];
+// 32 colours told apart on white and on the dark theme: hues a golden angle apart (neighbouring
+// slots differ most), two lightnesses alternating.
+export const PALETTE = Array.from({ length: 32 }, (_, i) =>
+  `hsl(${Math.round((220 + i * 137.508) % 360)}, ${i % 2 ? 62 : 72}%, ${i % 4 < 2 ? 45 : 56}%)`);
 
-// Metric names the models log get a colour slot each (no two in a family share a colour: LISTA
-// logs twelve series); any other name (a user's own code) is hashed onto the palette.
+// Metric names the models log get a slot each (no two share a colour, whichever family logs them:
+// LISTA logs eighteen series); any other name (a user's own code) is hashed onto the palette.
 const KNOWN = ["loss", "reconstruction", "active_fraction", "sparsity", "l1", "group_sparsity", "inhibition",
   "encoder_loss", "energy_lista", "energy_fista_ref", "heldout_energy_lista_T", "heldout_energy_fista_T",
   "heldout_energy_ista_T", "heldout_energy_optimum", "lista_excess_over_optimum", "fista_excess_over_optimum",
-  "test_error", "train_error", "cross_entropy", "lr", "probe_pixels", "probe_layer1", "probe_layer2", "probe_all_layers"];
+  "test_error", "train_error", "cross_entropy", "lr", "probe_pixels", "probe_layer1", "probe_layer2", "probe_all_layers",
+  "heldout_code_error_lista_T", "heldout_code_error_fista_T", "heldout_fista_iterations_energy",
+  "heldout_fista_iterations_code", "heldout_iteration_ratio_energy", "heldout_iteration_ratio_code",
+  "zero_group_fraction", "probe_layer3"];
 
 function hash(name) { // FNV-1a, 32 bit
   let h = 0x811c9dc5;
@@ -36,8 +39,9 @@ const LOSS = { id: "loss", label: "loss terms and energies", log: true, test: ()
 const RATES = { id: "rates", label: "fractions, errors, accuracies", log: false,
   test: (n) => /(fraction|share|rate$|error|accuracy|^probe_|excess|active)/i.test(n) };
 const SCHEDULE = { id: "schedule", label: "learning rate", log: false, test: (n) => n === "lr" || /(^|_)lr$/.test(n) };
-export const GROUPS = [LOSS, RATES, SCHEDULE];
-const MATCH = [SCHEDULE, RATES, LOSS];
+const COUNTS = { id: "counts", label: "iterations and ratios", log: false, test: (n) => /(iteration|ratio)/i.test(n) };
+export const GROUPS = [LOSS, RATES, COUNTS, SCHEDULE];
+const MATCH = [SCHEDULE, COUNTS, RATES, LOSS];
 export const groupOf = (name) => MATCH.find((g) => g.test(name));
 
 // A log axis cannot show 0 or a negative value: such a point becomes a gap (the line joins the
@@ -64,21 +68,32 @@ function themeColours() {
   return { fg: v("--fg", "#1d1d1f"), grid: v("--grid", "#e5e5ea") };
 }
 
-// The layout of a metrics chart. `log`: the y axis's scale, said in its title too.
-export function metricsLayout({ yTitle, log, xTitle = "step", cursor = null, height = null }) {
+// Ticks of a log axis over `values`: full numbers, never a label at every digit of every decade.
+// Over three decades or more: the powers of ten; one to three: 1, 2, 5 × 10ⁿ; less: Plotly's own.
+export function logTicks(values) {
+  const pos = values.filter((v) => v != null && v > 0);
+  if (!pos.length) return {};
+  const decades = Math.log10(Math.max(...pos) / Math.min(...pos));
+  return decades >= 3 ? { dtick: 1 } : decades >= 1 ? { dtick: "D2" } : {};
+}
+
+// The layout of a metrics chart. `log`: the y axis's scale, said in its title too; `values`: the
+// y values shown (a log axis picks its ticks from their range).
+export function metricsLayout({ yTitle, log, xTitle = "step", cursor = null, height = null, values = [] }) {
   const { fg, grid } = themeColours();
   return {
     paper_bgcolor: "rgba(0,0,0,0)", plot_bgcolor: "rgba(0,0,0,0)", font: { color: fg, size: 12 },
-    // the top margin holds Plotly's toolbar, so it never sits on the tick labels
-    margin: { t: 34, r: 16, b: 30, l: 64 }, ...(height ? { height } : {}),
-    xaxis: { title: { text: xTitle }, gridcolor: grid, zeroline: false, automargin: true },
+    // the toolbar stands upright in the right margin and the legend sits above the plot: neither
+    // covers a tick label or the axis titles
+    margin: { t: 12, r: 40, b: 44, l: 64 }, ...(height ? { height } : {}),
+    modebar: { orientation: "v", bgcolor: "rgba(0,0,0,0)", color: fg },
+    xaxis: { title: { text: xTitle, standoff: 6 }, gridcolor: grid, zeroline: false, automargin: true },
     yaxis: {
       title: { text: `${yTitle} (${log ? "log" : "linear"} axis)` }, type: log ? "log" : "linear", gridcolor: grid,
-      automargin: true, zeroline: false,
-      // full numbers at every tick (no "5 2 100 5 2" digit labels between the decades)
-      tickformat: log ? "~g" : "", exponentformat: "e", nticks: 7,
+      automargin: true, zeroline: false, exponentformat: "e",
+      ...(log ? { tickformat: "~g", ...logTicks(values) } : { nticks: 7 }),
     },
-    legend: { orientation: "h", x: 0, y: -0.3, yanchor: "top", font: { size: 11 } },
+    legend: { orientation: "h", x: 0, xanchor: "left", y: 1.02, yanchor: "bottom", font: { size: 11 } },
     showlegend: true, uirevision: "keep", shapes: cursorShapes(cursor),
   };
 }

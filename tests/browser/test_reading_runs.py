@@ -14,25 +14,26 @@ from ..conftest import launch_and_finish
 
 pytestmark = pytest.mark.browser
 
-SHORT = {"frame_every_steps": 10, "frame_every_seconds": 0.2}
+# long enough for filters to form (the screenshots are looked at), ~20-40 frames each
+EVERY = lambda n: {"frame_every_steps": n, "frame_every_seconds": 0.2}  # noqa: E731
 RUNS = {
-    "topographic-natural": {"data": {"pool_size": 2000}, "model": {"units": 64, "groups": {"pool": 4, "stride": 2}},
-                            "train": {"steps": 60, "batch_size": 64, **SHORT}},
-    "groups-1d-blocks": {"data": {"pool_size": 2000}, "train": {"steps": 40, "batch_size": 64, **SHORT}},
-    "groups-tree": {"data": {"pool_size": 2000}, "train": {"steps": 40, "batch_size": 64, **SHORT}},
+    "topographic-natural": {"data": {"pool_size": 4000}, "model": {"units": 64, "groups": {"pool": 4, "stride": 2}},
+                            "train": {"steps": 600, "batch_size": 64, **EVERY(20)}},
+    "groups-1d-blocks": {"data": {"pool_size": 4000}, "train": {"steps": 300, "batch_size": 64, **EVERY(10)}},
+    "groups-tree": {"data": {"pool_size": 4000}, "train": {"steps": 300, "batch_size": 64, **EVERY(10)}},
     "conv-stack": {"model": {"steps_per_layer": 20, "lam_warmup_steps": 5, "probe_every_steps": 10, "probe_train": 400},
-                   "data": {"train_size": 600, "test_size": 200}, "train": {"steps": 40, "batch_size": 32, **SHORT}},
-    "pinwheels-local": {"model": {"grid": 12, "pool": 3, "anneal_steps": 10, "lam_warmup_steps": 5},
-                        "data": {"pool_size": 300}, "train": {"steps": 30, "batch_size": 32, **SHORT}},
-    "lateral-tree": {"data": {"pool_size": 2000}, "model": {"inference_steps": 15},
-                     "train": {"steps": 30, "batch_size": 64, **SHORT}},
-    "lateral-2d": {"data": {"pool_size": 2000}, "model": {"units": 64, "row_sum": 10.0, "inference_steps": 15},
-                   "train": {"steps": 30, "batch_size": 64, **SHORT}},
+                   "data": {"train_size": 600, "test_size": 200}, "train": {"steps": 40, "batch_size": 32, **EVERY(10)}},
+    "pinwheels-local": {"model": {"grid": 12, "pool": 3, "anneal_steps": 50, "lam_warmup_steps": 20},
+                        "data": {"pool_size": 300}, "train": {"steps": 200, "batch_size": 32, **EVERY(10)}},
+    "lateral-tree": {"data": {"pool_size": 4000}, "model": {"inference_steps": 15},
+                     "train": {"steps": 200, "batch_size": 64, **EVERY(10)}},
+    "lateral-2d": {"data": {"pool_size": 4000}, "model": {"units": 64, "row_sum": 10.0, "inference_steps": 15},
+                   "train": {"steps": 200, "batch_size": 64, **EVERY(10)}},
     "drsae-mnist": {"data": {"kind": "sklearn_digits", "train_size": 1200, "test_size": 300},
-                    "model": {"units": 64, "steps": 5, "unsupervised_steps": 10},
-                    "train": {"steps": 40, "batch_size": 64, **SHORT}},
-    "lista-vs-fista": {"data": {"pool_size": 2000}, "model": {"units": 64, "fista_steps": 50},
-                       "train": {"steps": 30, "batch_size": 64, **SHORT}},
+                    "model": {"units": 64, "steps": 5, "unsupervised_steps": 100},
+                    "train": {"steps": 200, "batch_size": 64, **EVERY(10)}},
+    "lista-vs-fista": {"data": {"pool_size": 4000}, "model": {"units": 64, "fista_steps": 50},
+                       "train": {"steps": 200, "batch_size": 64, **EVERY(10)}},
 }
 
 PAGE_OPTIONS = {"viewport": {"width": 1440, "height": 1000}, "accept_downloads": True}
@@ -52,7 +53,7 @@ def runs(stack):
     out = {}
     bodies = {name: {"preset": name, "config": config} for name, config in RUNS.items()}
     with httpx.Client(base_url=stack["url"], timeout=30, headers=auth_headers()) as client:
-        for name, run in launch_and_finish(client, bodies, "reading", timeout=600).items():
+        for name, run in launch_and_finish(client, bodies, "reading", timeout=900).items():
             last = client.get(f"/api/runs/{run['id']}/frames", params={"from_step": run["step"], "limit": 1}).json()["frames"][0]
             steps = [f["step"] for f in client.get(f"/api/runs/{run['id']}/frames",
                                                    params={"panels": False, "limit": 1000}).json()["frames"]]
@@ -121,7 +122,7 @@ def test_curves_one_chart_per_group_log_toggle_smoothing(stack, page, runs, arti
     page.locator(".curves-panel").screenshot(timeout=120_000, path=str(artifacts_dir / "curves_groups.png"))
 
 
-def test_lista_twelve_series_twelve_colours(stack, page, runs, artifacts_dir):
+def test_lista_series_each_in_its_own_colour(stack, page, runs, artifacts_dir):
     run = runs["lista-vs-fista"]
     open_run(page, stack["url"], run, ["filter_grid"])
     page.wait_for_function("() => [...document.querySelectorAll('.curves')].reduce((n, d) => n + (d.data?.length || 0), 0) >= 12",
