@@ -35,7 +35,7 @@ from pinwheel.configs import RunConfig
 from pinwheel.protocol import TERMINAL_STATUSES
 
 from .markdown import render_markdown
-from .routers.organise import RunEdit
+from .schemas import RunEdit
 from .store import Frame, Run
 from .validation import field_errors
 

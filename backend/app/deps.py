@@ -1,6 +1,7 @@
 """Dependencies, as Annotated aliases used by every router."""
 from __future__ import annotations
 
+import re
 from typing import Annotated, Iterator
 
 from fastapi import Depends, HTTPException, Query, Request
@@ -24,6 +25,16 @@ def get_queue(request: Request) -> Queue:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 SessionDep = Annotated[Session, Depends(get_session)]
 QueueDep = Annotated[Queue, Depends(get_queue)]
+
+
+RUN_ID = re.compile(r"[0-9a-f]{32}")  # the ids this server makes (uuid4 hex)
+
+
+def check_run_id(run_id: str) -> str:
+    """A run id safe to build a path from (<artifacts>/<id>/…): the form this server makes; 404 otherwise."""
+    if not RUN_ID.fullmatch(run_id):
+        raise HTTPException(404, detail="run_id: malformed")
+    return run_id
 
 
 def get_run(run_id: str, session: SessionDep) -> Run:

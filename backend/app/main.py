@@ -15,7 +15,7 @@ from .limits import GuardWrites, install_log_redaction, unparsable_body
 from .persister import Persister
 from .queue import Queue
 from .reaper import Reaper
-from .routers import bundles, events, exports, organise, presets, runs, shares, users
+from .routers import bundles, events, exports, presets, runs, shares, users
 from .routers import external, sweeps, worker_files, workers
 from .settings import Settings, get_settings
 from .store import make_sessionmaker
@@ -48,7 +48,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.queue = Queue(settings.redis_url)
     app.dependency_overrides[get_settings] = lambda: settings
     app.state.ticket_fallback = secrets.token_bytes(32)  # signs read tickets when no admin token is set
-    for module in (presets, runs, events, organise, shares, users, bundles, exports):
+    for module in (presets, runs, events, shares, users, bundles, exports):
         # the event stream's router documents no error answers of its own: the run deps' are added here
         app.include_router(module.router, responses=errors(401, 403, 404, 422) if module is events else None)
     app.include_router(external.router, responses=errors(401, 403, 404, 409, 413, 422, 503))  # its error answers

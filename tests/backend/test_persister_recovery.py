@@ -101,6 +101,8 @@ def test_the_apps_own_frame_keeping_settings_thin_its_runs(tmp_path, redis_url):
         ensure_group(client, run_id)
         for step in range(20):
             client.xadd(stream_key(run_id), frame(step))
-        services.wait_until(lambda: 19 in stored(app.state.sessions, run_id), 30, "the frames stored")
+        # the persister commits a batch, then thins it in a second commit: wait for the second
+        done = lambda: (s := stored(app.state.sessions, run_id)) and s[-1] == 19 and len(s) <= 2 * 3  # noqa: E731
+        services.wait_until(done, 30, "the frames stored and thinned")
         steps = stored(app.state.sessions, run_id)
     assert len(steps) <= 2 * 3 and steps[0] == 0 and steps[-1] == 19, steps  # thinned to the app's own limit

@@ -17,125 +17,42 @@ from __future__ import annotations
 import io
 import json
 import logging
-import math
 import os
 import re
 import threading
 import time
 import uuid
 import zipfile
-from typing import Annotated, Any, Literal
 
 import numpy as np
 import redis
 from fastapi import APIRouter, HTTPException, Request
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
 
 from pinwheel import protocol
 from pinwheel.protocol import TERMINAL_STATUSES, cancel_key, external_alive_key, stream_key
 
-from ..deps import QueueDep, SessionDep, SettingsDep, WriterDep
+from ..deps import RUN_ID, QueueDep, SessionDep, SettingsDep, WriterDep
 from ..persister import ensure_group
 from ..run_files import keep
+from ..schemas import ExternalControl as Control
+from ..schemas import ExternalFinish, ExternalFrame, ExternalStart, RunOut
+from ..schemas.external import MAX_FRAME_BYTES
 from ..store import Run, utcnow
-from .runs import RunOut
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/api/external", tags=["external runs"])
 
 ORIGIN = "external"
-MAX_FRAME_BYTES = 1_000_000  # a frame with a 256-filter atlas is ~50 KB; this leaves room for big banks
 MAX_WEIGHTS_BYTES = 64 * 1024 * 1024
 STREAM_MAXLEN = 20_000  # as the worker's stream cap
 STREAM_TTL_SECONDS = 3_600  # a finished run's stream lingers this long for late SSE readers (as the worker's)
-PANEL_KINDS = ("filter_grid", "reconstructions", "sparsity")  # the kinds pinwheel.log produces from arrays
-NAME = r"^[\w .:/()+\-]{1,100}$"
 
 
 def stale_seconds() -> float:
     """How long a running external run may stay silent before it ends failed (env, so ops can tune it)."""
     return float(os.environ.get("PINWHEEL_EXTERNAL_STALE_SECONDS", "600"))
-
-
-# --- bodies ----------------------------------------------------------------------------------------
-class ExternalStart(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    name: str = Field("external run", min_length=1, max_length=200)
-    config: dict[str, Any] = Field(default_factory=dict, description="the user's own config, recorded as given")
-    total_steps: int = Field(0, ge=0, le=10**12, description="0 when unknown")
-    environment: dict[str, Any] = Field(default_factory=dict)
-    client: dict[str, Any] = Field(default_factory=dict, description="script, host, python of the logging process")
-    tags: list[Annotated[str, Field(pattern=r"^[\w][\w .:+-]{0,39}$")]] = Field(default_factory=list, max_length=20)
-
-    @field_validator("config", "environment", "client")
-    @classmethod
-    def _small(cls, value: dict) -> dict:
-        if len(json.dumps(value)) > 50_000:
-            raise ValueError("over 50,000 characters of JSON")
-        return value
-
-
-class _Payload(BaseModel):
-    model_config = ConfigDict(extra="allow")  # the producers' optional keys (stats, source_tile, …)
-
-
-class FilterGridPayload(_Payload):
-    atlas_png: str = Field(max_length=MAX_FRAME_BYTES)
-    count: int = Field(ge=1, le=65_536)
-    tile: list[int] = Field(min_length=2, max_length=2)
-    pad: int = Field(ge=0, le=16)
-    size: list[int] = Field(min_length=2, max_length=2)
-    layout: dict[str, Any]
-
-
-class ReconstructionsPayload(_Payload):
-    strip_png: str = Field(max_length=MAX_FRAME_BYTES)
-    count: int = Field(ge=1, le=1000)
-    tile: list[int] = Field(min_length=2, max_length=2)
-    pad: int = Field(ge=0, le=16)
-
-
-class SparsityPayload(_Payload):
-    units: int = Field(ge=1)
-    probe_size: int = Field(ge=1)
-    l0_mean: float
-    abs_hist: dict[str, Any]
-    l0_hist: dict[str, Any]
-
-
-class Panels(BaseModel):
-    model_config = ConfigDict(extra="forbid")  # an unknown kind has no renderer
-    filter_grid: FilterGridPayload | None = None
-    reconstructions: ReconstructionsPayload | None = None
-    sparsity: SparsityPayload | None = None
-
-
-class ExternalFrame(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    step: int = Field(ge=0, le=10**12)
-    total_steps: int | None = Field(None, ge=0, le=10**12)
-    wall_time: float = Field(ge=0)
-    time: float | None = Field(None, description="when the client made the frame (Unix seconds)")
-    metrics: dict[Annotated[str, Field(pattern=NAME)], float | None] = Field(default_factory=dict, max_length=200)
-    panels: Panels = Field(default_factory=Panels)
-
-    @field_validator("metrics")
-    @classmethod
-    def _finite(cls, value: dict) -> dict:
-        return {k: (v if v is not None and math.isfinite(v) else None) for k, v in value.items()}
-
-
-class ExternalFinish(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    status: Literal["succeeded", "failed", "cancelled"] = "succeeded"
-    error: str | None = Field(None, max_length=2000)
-
-
-class Control(BaseModel):
-    run_id: str
-    status: str
-    should_stop: bool
 
 
 # --- helpers ---------------------------------------------------------------------------------------
@@ -155,7 +72,7 @@ def _publish(client: redis.Redis, run_id: str, event: protocol.Event) -> str:
 
 def _own_external_run(run_id: str, session, who) -> Run:
     """Authenticated first (WriterDep), then looked up: the launcher's own external run, or any for admins."""
-    run = session.get(Run, run_id) if re.fullmatch(r"[0-9a-f]{32}", run_id) else None
+    run = session.get(Run, run_id) if RUN_ID.fullmatch(run_id) else None
     if run is None:
         raise HTTPException(404, detail=f"run_id: no run {run_id!r}")
     if (run.provenance or {}).get("origin") != ORIGIN:

@@ -1,18 +1,11 @@
 from __future__ import annotations
 
 from fastapi import APIRouter
-from pydantic import BaseModel
-
 from pinwheel.configs import PRESETS, RunConfig
 
+from ..schemas import Preset
+
 router = APIRouter(prefix="/api", tags=["presets"])
-
-
-class Preset(BaseModel):
-    id: str
-    title: str
-    description: str
-    config: dict
 
 
 @router.get("/presets", response_model=list[Preset])

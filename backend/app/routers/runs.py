@@ -1,92 +1,38 @@
+"""The run resource: launch, list, read, cancel, frames, weights, and organising (rename, tag,
+annotate in Markdown sanitised server-side, delete). Bodies and answers: backend/app/schemas/runs.py."""
 from __future__ import annotations
 
 import datetime as dt
-import re
+import shutil
 import time
 import uuid
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import redis
 from fastapi import APIRouter, HTTPException, Query, Request
 from fastapi.responses import FileResponse
-from pydantic import BaseModel, Field, ValidationError
+from pydantic import ValidationError
 from sqlalchemy import func, select
 
 from pinwheel.configs import RunConfig, deep_merge, preset_by_id
 from pinwheel.configs.estimate import estimate_memory_bytes
-from pinwheel.protocol import ACTIVE_STATUSES, TERMINAL_STATUSES
+from pinwheel.protocol import ACTIVE_STATUSES, TERMINAL_STATUSES, cancel_key, stream_key
 from pinwheel.provenance import code_version
 
 from ..deps import (MemberDep, OwnRunDep, QueueDep, ReaderRunDep, SessionDep, SettingsDep, TicketReaderRunDep,
-                    WriterDep)
-from ..errors import UTCDatetime, errors
-from ..validation import field_errors
+                    WriterDep, check_run_id)
+from ..errors import errors
+from ..markdown import render_markdown
 from ..queue import QueueUnavailable
 from ..run_files import local_copy
+from ..schemas import LaunchOut, LaunchRequest, RunEdit, RunOut
+from ..store import Frame, Run, Share, frame_event
+from ..validation import field_errors
 from .workers import queue_place
-from ..store import Frame, Run, frame_event
 
 router = APIRouter(prefix="/api/runs", tags=["runs"], responses=errors(401, 403, 404, 422))
 MAX_FRAMES_WITH_PANELS = 200  # image atlases make a frame ~50 KB; metrics-only pages may hold 5,000
-
-
-class LaunchRequest(BaseModel):
-    preset: str | None = Field(None, description="a preset id from /api/presets")
-    config: dict[str, Any] | None = Field(None, description="a run config, or overrides of the preset's")
-    title: str | None = Field(None, max_length=200)
-
-
-class RunOut(BaseModel):
-    id: str
-    status: str
-    title: str
-    preset: str | None
-    config: dict
-    step: int
-    total_steps: int
-    progress: float
-    wall_time: float
-    eta_seconds: float | None
-    metrics: dict
-    environment: dict
-    error: str | None
-    frame_count: int
-    last_event_id: str | None
-    created_at: UTCDatetime
-    started_at: UTCDatetime | None
-    finished_at: UTCDatetime | None
-    launched_by: str | None = None
-    tags: list[str] = []
-    notes: str = ""
-    notes_html: str = ""
-    provenance: dict = {}
-    attempts: list[dict] = Field([], description="each attempt: host, worker, device, started_at, ended_at, "
-                                 "resumed_from_step, and how it ended (issue #10)")
-    queue_position: int | None = Field(None, description="while queued: 1 = the next its queue hands out")
-    waiting_for: str | None = Field(None, description="while queued: what no live worker offers, e.g. a GPU worker")
-
-    @classmethod
-    def of(cls, run: Run) -> "RunOut":
-        progress = run.step / run.total_steps if run.total_steps else 0.0
-        eta = None
-        if run.status == "running" and run.step > 0 and run.wall_time > 0:
-            eta = run.wall_time / run.step * (run.total_steps - run.step)
-        return cls(id=run.id, status=run.status, title=run.title, preset=run.preset, config=run.config,
-                   step=run.step, total_steps=run.total_steps, progress=progress, wall_time=run.wall_time,
-                   eta_seconds=eta, metrics=run.metrics or {}, environment=run.environment or {},
-                   error=run.error, frame_count=run.frame_count or 0, last_event_id=run.last_event_id, created_at=run.created_at,
-                   started_at=run.started_at, finished_at=run.finished_at, launched_by=run.launched_by,
-                   tags=run.tags or [], notes=run.notes or "", notes_html=run.notes_html or "",
-                   provenance=run.provenance or {}, attempts=run.attempts or [])
-
-
-class LaunchOut(RunOut):
-    estimated_memory_bytes: int = Field(description="peak memory the run needs, roughly (the worker refuses a run "
-                                        "its device cannot hold)")
-    estimated_seconds: float | None = Field(None, description="from earlier runs of the same config at their "
-                                            "measured seconds per step; null when none ran yet")
-    time_limit_seconds: int = Field(description="the run ends 'failed: time limit' after this long")
 
 
 def _validation_422(exc: ValidationError, merged: dict) -> HTTPException:
@@ -282,9 +228,38 @@ def frames(run: ReaderRunDep, session: SessionDep,
 
 @router.get("/{run_id}/weights.npz")
 def weights(run: TicketReaderRunDep, settings: SettingsDep, request: Request) -> FileResponse:
-    if not re.fullmatch(r"[0-9a-f]{32}", run.id):  # ids are ours, but never build paths from unchecked text
-        raise HTTPException(404, detail="run_id: malformed")
+    check_run_id(run.id)  # ids are ours, but never build paths from unchecked text
     path = local_copy(request.app.state.sessions, settings.artifacts_dir / run.id, run.id, "weights.npz")
     if path is None:
         raise HTTPException(404, detail="weights: no checkpoint yet for this run")
     return FileResponse(path, media_type="application/octet-stream", filename=f"{run.id}-weights.npz")
+
+
+@router.patch("/{run_id}", response_model=RunOut, responses=errors(413))
+def edit_run(run: OwnRunDep, body: RunEdit, session: SessionDep) -> RunOut:
+    if body.title is not None:
+        run.title = body.title.strip() or run.title
+    if body.tags is not None:
+        run.tags = body.tags
+    if body.notes is not None:
+        run.notes = body.notes
+        run.notes_html = render_markdown(body.notes)
+    session.commit()
+    return RunOut.of(run)
+
+
+@router.delete("/{run_id}", status_code=204, responses=errors(409, 413))
+def delete_run(run: OwnRunDep, session: SessionDep, settings: SettingsDep, queue: QueueDep) -> None:
+    """Remove the run, its frames, share links, stream and files. Active runs: cancel them first."""
+    if run.status in ACTIVE_STATUSES:
+        raise HTTPException(409, detail=f"status: run is {run.status}; cancel it first")
+    check_run_id(run.id)
+    session.query(Frame).filter(Frame.run_id == run.id).delete()
+    session.query(Share).filter(Share.run_id == run.id).delete()
+    session.delete(run)
+    session.commit()
+    try:
+        queue.redis.delete(stream_key(run.id), cancel_key(run.id))
+    except redis.RedisError:  # Redis down: the stream expires on its own TTL
+        pass
+    shutil.rmtree(settings.artifacts_dir / run.id, ignore_errors=True)

@@ -5,36 +5,15 @@ import datetime as dt
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path, Request
-from pydantic import BaseModel, Field
 from sqlalchemy import select
 
 from ..auth import SHARE_PREFIX, aware, hash_token, make_ticket, new_token, ticket_secret
 from ..deps import OwnRunDep, PrincipalDep, ReaderRunDep, RunDep, SessionDep, SettingsDep, WriterDep
-from ..errors import UTCDatetime, errors
+from ..errors import errors
+from ..schemas import ShareCreate, ShareCreated, ShareOut
 from ..store import Share, utcnow
 
 router = APIRouter(prefix="/api/runs", tags=["shares"], responses=errors(401, 403, 404, 413, 422))
-
-
-class ShareCreate(BaseModel):
-    label: str = Field("", max_length=200)
-    expires_in_seconds: int | None = Field(None, ge=60, le=366 * 24 * 3600)
-
-
-class ShareOut(BaseModel):
-    id: int
-    run_id: str
-    label: str
-    created_by: str | None
-    created_at: UTCDatetime
-    expires_at: UTCDatetime | None
-    revoked_at: UTCDatetime | None
-    active: bool
-
-
-class ShareCreated(ShareOut):
-    token: str = Field(description="shown once; only its SHA-256 is stored")
-    path: str = Field(description="the page address to hand out: <origin>/#/share/<token>")
 
 
 def _out(share: Share) -> ShareOut:

@@ -16,7 +16,6 @@ from typing import Annotated, Any
 
 import numpy as np
 from fastapi import APIRouter, HTTPException, Path
-from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy import String, cast, func, select
 
 from pinwheel._client_overrides import FIELD, OverrideError, set_path
@@ -24,51 +23,13 @@ from pinwheel.protocol import ACTIVE_STATUSES, TERMINAL_STATUSES
 
 from ..deps import MemberDep, QueueDep, SessionDep, SettingsDep, WriterDep
 from ..queue import QueueUnavailable
+from ..schemas import RandomAxis, SweepOut, SweepRequest, SweepRun
+from ..schemas.sweeps import MAX_RUNS
 from ..store import Run
 from . import runs
 
 router = APIRouter(prefix="/api/sweeps", tags=["sweeps"])
-MAX_RUNS = 64
 SweepId = Annotated[str, Path(pattern=r"^[0-9a-f]{12}$")]
-
-
-class RandomAxis(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    low: float
-    high: float
-    log: bool = Field(False, description="draw uniformly in log space (both bounds > 0)")
-    integer: bool = Field(False, description="round draws to integers")
-
-
-class SweepRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    preset: str | None = None
-    config: dict[str, Any] | None = Field(None, description="overrides every run shares")
-    grid: dict[str, list[Any]] = Field(default_factory=dict, description="field → values; every combination runs")
-    random: dict[str, RandomAxis | list[Any]] = Field(default_factory=dict,
-                                                      description="field → range or choices, drawn `samples` times")
-    samples: int = Field(0, ge=0, le=MAX_RUNS)
-    seed: int = Field(0, ge=0, le=2**32 - 1)
-    title: str | None = Field(None, max_length=150)
-
-
-class SweepRun(BaseModel):
-    id: str
-    status: str
-    title: str
-    step: int
-    total_steps: int
-    params: dict[str, Any]
-    metrics: dict[str, Any]
-    error: str | None = None
-
-
-class SweepOut(BaseModel):
-    id: str
-    title: str
-    fields: list[str]
-    runs: list[SweepRun]
-    counts: dict[str, int]
 
 
 def _field_422(field: str, msg: str) -> HTTPException:

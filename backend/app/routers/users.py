@@ -4,35 +4,17 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, HTTPException, Path
-from pydantic import BaseModel, Field
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 
 from ..auth import USER_PREFIX, hash_token, new_token
 from ..deps import AdminDep, PrincipalDep, SessionDep
-from ..errors import UTCDatetime, errors, utc
+from ..errors import errors, utc
+from ..schemas import UserCreate, UserCreated, UserOut
 from ..store import Run, User, utcnow
 
 MAX_ID = 2**63 - 1  # the store's integer ids; larger ones are a 422, not an overflow
 router = APIRouter(prefix="/api", tags=["users"], responses=errors(401, 403, 422))
-
-
-class UserCreate(BaseModel):
-    name: str = Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9][A-Za-z0-9 ._@-]*$")
-    is_admin: bool = False
-
-
-class UserOut(BaseModel):
-    id: int
-    name: str
-    is_admin: bool
-    created_at: UTCDatetime
-    revoked_at: UTCDatetime | None
-    runs_launched: int = 0
-
-
-class UserCreated(UserOut):
-    token: str = Field(description="shown once; only its SHA-256 is stored")
 
 
 @router.get("/me")
