@@ -72,9 +72,16 @@ class GroupSparseConfig(Strict):
     groups: GroupsConfig = Field(default_factory=lambda: Torus2D())
     form: Literal["autoencoder", "sparse_coding"] = "autoencoder"
     inference_steps: int = Field(30, ge=1, le=1_000, description="proximal steps (sparse-coding form)")
+    dictionary_update: Literal["adam", "online"] = Field(
+        "adam", description="sparse-coding form: W_d by the optimizer ('adam': train.optimizer at train.lr) or by "
+        "online dictionary learning ('online', Mairal et al. 2009: sufficient statistics and a block-coordinate "
+        "sweep over the atoms, no learning rate; atoms start as training patches)")
 
     @model_validator(mode="after")
     def _groups_fit_units(self):
+        if self.dictionary_update == "online" and self.form != "sparse_coding":
+            raise ValueError("dictionary_update: 'online' needs form 'sparse_coding' (the auto-encoder's encoder "
+                             "is learned by gradient)")
         g = self.groups
         if isinstance(g, Torus2D):
             side = round(self.units**0.5)

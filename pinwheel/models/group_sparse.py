@@ -9,8 +9,12 @@
     L(x) = ½‖x − W_d z‖² + λ Ω(z),   Ω(z) = Σ_j sqrt(Σ_{i∈P_j} w_ji z_i²)
     (λ optionally ramped up from 0 over the first steps: with random filters the penalty
     alone would switch every ReLU unit off for good)
-    In the sparse-coding form z is held fixed and the loss is descended in W_d alone
-    (then its columns renormalised): alternating minimisation of the same energy.
+    In the sparse-coding form z is held fixed and W_d is updated alone: alternating minimisation of
+    the same energy. dictionary_update "adam": one optimizer step on the loss, then the columns
+    renormalised; "online": Mairal et al. 2009 (dictionary.py) — A ← βA + zᵀz/B, B ← βB + xᵀz/B (buffers
+    `stats_A` (m, m), `stats_B` (n, m)), then one exact block-coordinate sweep over the atoms on the unit
+    ball; atoms start as random training patches of unit norm. Blocks of size 1 make Ω = ‖z‖₁ (plain
+    sparse coding, soft thresholding in the FISTA loop).
 
 Units that share a pool are driven to be active together, so on a 2-D torus of overlapping
 pools neighbouring filters become similar and a smooth topographic map emerges.
@@ -21,9 +25,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..configs.group_sparse import GroupSparseConfig
+from ..configs.group_sparse import Blocks1D, GroupSparseConfig
+from ..dictionary import accumulate_, fista_codes, forgetting, restart_unused_, update_columns_
 from ..groups import GroupStructure, build_groups
-from ..inference import lipschitz_bound, proximal_gradient
+from ..inference import lipschitz_bound
 from .base import PinwheelModel, random_dictionary, to_numpy, unit_columns_
 
 
@@ -42,6 +47,11 @@ class GroupSparseAE(PinwheelModel):
             self.b = nn.Parameter(torch.zeros(m))  # (m,)
         self.groups: GroupStructure = build_groups(config.groups, m)
         self.register_buffer("group_weights", self.groups.weights)
+        self.plain_l1 = isinstance(config.groups, Blocks1D) and config.groups.size == 1  # Ω(z) = ‖z‖₁
+        self.online = self.sparse_coding and config.dictionary_update == "online"
+        if self.online:  # the sufficient statistics of online dictionary learning (checkpointed with the model)
+            self.register_buffer("stats_A", torch.zeros(m, m))  # Σ β·zᵀz/B
+            self.register_buffer("stats_B", torch.zeros(n, m))  # Σ β·xᵀz/B
 
     def _sync_groups(self) -> GroupStructure:
         self.groups.weights = self.group_weights  # follows .to(device)
@@ -57,12 +67,29 @@ class GroupSparseAE(PinwheelModel):
         if not self.sparse_coding:
             return torch.relu(x @ self.W_e.T + self.b)  # (B, n) → (B, m)
         groups, lam = self._sync_groups(), self.lam_at(step)
-        prox = (lambda v, t: groups.prox(v, lam * t, overlap_iters=20)) if lam > 0 else (lambda v, t: v)
-        with torch.no_grad():  # (B, n) → (B, m), FISTA on ½‖x − W_d z‖² + λΩ(z), step 1/L with L ≥ ‖W_d‖₂² on the device
-            return proximal_gradient(x, self.W_d, prox, self.config.inference_steps, L=lipschitz_bound(self.W_d))
+        L = lipschitz_bound(self.W_d)  # L ≥ ‖W_d‖₂², a tensor on the device (no host sync)
+        if self.W_d.device.type == "cpu":
+            L = float(L)  # free on the CPU, and lets the soft threshold run as one fused op
+        if self.plain_l1 or lam <= 0:  # (B, n) → (B, m), FISTA on ½‖x − W_d z‖² + λ‖z‖₁
+            return fista_codes(x, self.W_d.detach(), self.config.inference_steps, L, lam=lam)
+        prox = lambda v, t: groups.prox(v, lam * t, overlap_iters=20)  # noqa: E731
+        return fista_codes(x, self.W_d.detach(), self.config.inference_steps, L, prox=prox)  # … + λΩ(z)
+
+    def train_step(self, x, y, step: int, optimizer) -> dict[str, torch.Tensor]:
+        if not self.online:
+            return super().train_step(x, y, step, optimizer)
+        with torch.no_grad():  # codes, statistics, one sweep over the atoms: no gradient, no optimizer
+            z = self.encode(x, step)  # (B, m)
+            loss, terms = self._terms(x, z, step)
+            accumulate_(self.stats_A, self.stats_B, x, z, forgetting(step, x.shape[0]))
+            restart_unused_(self.W_d, self.stats_A, x, z)
+            update_columns_(self.W_d, self.stats_A, self.stats_B)
+        return {"loss": loss, **terms}
 
     def loss(self, x, y, step):
-        z = self.encode(x, step)  # (B, m)
+        return self._terms(x, self.encode(x, step), step)
+
+    def _terms(self, x, z, step):
         x_hat = z @ self.W_d.T  # (B, n)
         recon = 0.5 * (x - x_hat).pow(2).sum(dim=1).mean()
         groups = self._sync_groups()
@@ -97,4 +124,10 @@ class GroupSparseAE(PinwheelModel):
 
 
 def build(config: GroupSparseConfig, dataset, generator: torch.Generator) -> GroupSparseAE:
-    return GroupSparseAE(config, dataset.shape, generator)
+    model = GroupSparseAE(config, dataset.shape, generator)
+    if model.online:  # atoms start as m random training patches of unit norm (as scikit-learn restarts them)
+        idx = torch.randint(0, dataset.x.shape[0], (config.units,), generator=generator)
+        patches = dataset.x[idx.to(dataset.x.device)].to(model.W_d.device, model.W_d.dtype).T  # (n, m)
+        with torch.no_grad():
+            model.W_d.copy_(patches / patches.norm(dim=0, keepdim=True).clamp_min(1e-12))
+    return model
