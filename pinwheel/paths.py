@@ -19,12 +19,13 @@ ROOT = Path(__file__).resolve().parents[1]  # the checkout
 class PathSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="PINWHEEL_", extra="ignore")
 
-    var_dir: Path = Field(ROOT / "var", description="the folder every path below defaults to a place in")
+    var_dir: Path = Field(ROOT / "var", description="where everything is written unless moved: the store, runs' "
+                          "files, data; make run's logs, PIDs and Redis data")
     artifacts_dir: Path = Field(default_factory=lambda f: f["var_dir"] / "artifacts",
-                                description="runs' files: checkpoints, weights (default: <var_dir>/artifacts)")
+                                description="runs' files: checkpoints, weights (default: $PINWHEEL_VAR_DIR/artifacts)")
     data_root: Path = Field(default_factory=lambda f: f["var_dir"] / "data",
                             description="data sets and users' folders (image_folder, idx_folder live under it; "
-                            "default: <var_dir>/data)")
+                            "default: $PINWHEEL_VAR_DIR/data)")
 
 
 def data_root() -> Path:

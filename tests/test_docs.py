@@ -155,3 +155,81 @@ def test_section_citations_exist():
                 line = text.count("\n", 0, m.start()) + 1
                 missing.append(f"{path.relative_to(ROOT)}:{line}: §{m.group(1)}")
     assert sections and not missing, f"docs/models.md has sections {sorted(sections)}; cited but missing: {missing}"
+
+
+# ---- README: every setting and every route ---------------------------------------------------------
+
+def load_settings_doc():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("settings_doc", ROOT / "scripts" / "settings_doc.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_settings_table_is_the_settings_classes():
+    """README's table is generated from the web's and worker's Settings: a new or changed setting must be
+    documented (`python scripts/settings_doc.py --write`)."""
+    doc = load_settings_doc()
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert doc.BEGIN in readme and doc.END in readme
+    current = readme[readme.index(doc.BEGIN):readme.index(doc.END) + len(doc.END)]
+    assert current == doc.table(), "README's settings table is stale: run `python scripts/settings_doc.py --write`"
+    from backend.app.settings import Settings
+    from worker.settings import WorkerSettings
+    for cls in (Settings, WorkerSettings):
+        for name, field in cls.model_fields.items():
+            assert field.description, f"{cls.__name__}.{name} has no description for the README"
+            assert any(f"`{env}`" in current for env in doc.env_names(name, field)), f"{name} not in the table"
+
+
+def test_every_environment_variable_the_code_reads_is_in_the_readme():
+    """Also those read outside the Settings classes (make run's launcher, the client, the data loaders)."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    found: dict[str, str] = {}
+    for path in tracked_files():
+        rel = path.relative_to(ROOT)
+        if rel.parts[0] in ("tests", "bench", "docs", "frontend") or path.suffix not in (".py", "", ".yml", ".sh", ".Dockerfile"):
+            continue
+        for name in re.findall(r"\bPINWHEEL_[A-Z0-9_]*[A-Z0-9]\b", path.read_text(encoding="utf-8", errors="replace")):
+            found.setdefault(name, str(rel))
+    assert "PINWHEEL_VAR_DIR" in found and "PINWHEEL_REDIS_PORT" in found  # the scan sees the launcher
+    missing = sorted(f"{name} ({where})" for name, where in found.items() if f"`{name}`" not in readme)
+    assert not missing, "environment variables the README does not document: " + ", ".join(missing)
+
+
+def app_routes() -> dict[str, set[str]]:
+    """{path: methods} of every route the web app answers (the OpenAPI paths and those kept out of it)."""
+    from backend.app.main import create_app
+    from backend.app.settings import Settings
+
+    app = create_app(Settings(database_url="sqlite:///:memory:", persist_frames=False, run_reaper=False))
+    routes = {path: {m.upper() for m in ops} for path, ops in app.openapi()["paths"].items()}
+    framework = {app.openapi_url, app.docs_url, app.redoc_url, app.swagger_ui_oauth2_redirect_url}
+    for route in app.routes:
+        path, methods = getattr(route, "path", None), getattr(route, "methods", None)
+        if path and methods and path not in framework:
+            routes.setdefault(path, set()).update(m for m in methods if m != "HEAD")
+    return routes
+
+
+def readme_routes() -> dict[str, set[str]]:
+    """The README's API table: `| GET, PATCH | `/api/...` | what |` rows."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("## API\n"):]
+    section = section[:section.index("\n## ", 1)]
+    out: dict[str, set[str]] = {}
+    for methods, path in re.findall(r"^\| ([A-Z, ]+) \| `(/[^`]*)` \|", section, flags=re.M):
+        out.setdefault(path, set()).update(m.strip() for m in methods.split(","))
+    return out
+
+
+def test_every_route_is_in_the_readme_and_every_readme_route_exists():
+    app, readme = app_routes(), readme_routes()
+    assert "/api/runs/{run_id}/exports/filter_grid.mp4" in app and "/api/health" in app  # the scan sees them
+    undocumented = sorted(f"{' '.join(sorted(m - readme.get(p, set())))} {p}" for p, m in app.items()
+                          if m - readme.get(p, set()))
+    assert not undocumented, "routes missing from README's API table: " + "; ".join(undocumented)
+    stale = sorted(f"{' '.join(sorted(m - app.get(p, set())))} {p}" for p, m in readme.items() if m - app.get(p, set()))
+    assert not stale, "README's API table lists routes the app does not have: " + "; ".join(stale)

@@ -10,7 +10,9 @@ from pinwheel.paths import PathSettings
 
 
 class WorkerSettings(PathSettings):
-    redis_url: str = Field("redis://127.0.0.1:6379/0", validation_alias=AliasChoices("REDIS_URL", "PINWHEEL_REDIS_URL"))
+    redis_url: str = Field("redis://127.0.0.1:6379/0", validation_alias=AliasChoices("REDIS_URL", "PINWHEEL_REDIS_URL"),
+                           description="Redis: the task queue, the runs' event streams and leases "
+                           "(make run starts its own, PINWHEEL_REDIS_PORT)")
     server_url: str | None = Field(None, description="the web server a worker on another host hands its run's "
                                    "files to (no shared disk); unset: the artifacts folder is shared with the web side")
     worker_token: str | None = Field(None, repr=False, description="authenticates those uploads (PINWHEEL_WORKER_TOKEN)")

@@ -11,10 +11,12 @@ from pinwheel.paths import ROOT, PathSettings
 
 
 class Settings(PathSettings):
-    redis_url: str = Field("redis://127.0.0.1:6379/0", validation_alias=AliasChoices("REDIS_URL", "PINWHEEL_REDIS_URL"))
+    redis_url: str = Field("redis://127.0.0.1:6379/0", validation_alias=AliasChoices("REDIS_URL", "PINWHEEL_REDIS_URL"),
+                           description="Redis: the task queue, the runs' event streams and leases "
+                           "(make run starts its own, PINWHEEL_REDIS_PORT)")
     database_url: str = Field(default_factory=lambda f: f"sqlite:///{f['var_dir'] / 'pinwheel.db'}",
                               validation_alias=AliasChoices("DATABASE_URL", "PINWHEEL_DATABASE_URL"),
-                              description="SQLAlchemy URL of the store (default: SQLite at <var_dir>/pinwheel.db)")
+                              description="SQLAlchemy URL of the store (default: SQLite at $PINWHEEL_VAR_DIR/pinwheel.db)")
     frontend_dir: Path = Field(ROOT / "frontend", description="the static frontend this process serves")
     persist_frames: bool = Field(True, description="run the stream→store consumer in this process")
     consumer_name: str | None = Field(None, description="this process's name in the persist consumer group")
@@ -26,7 +28,8 @@ class Settings(PathSettings):
     run_reaper: bool = Field(True, description="re-queue runs whose worker lost its lease, in this process")
     lease_ttl_seconds: float = Field(8.0, gt=0, description="a run whose worker stops renewing this long is re-queued")
     max_lost_attempts: int = Field(5, ge=1, description="a run that loses its worker this often ends failed")
-    reaper_interval_seconds: float = Field(1.0, gt=0)
+    reaper_interval_seconds: float = Field(1.0, gt=0, description="how often the reaper looks for runs whose "
+                                           "worker is gone")
     worker_token: str | None = Field(None, repr=False, description="workers on other hosts upload a run's files "
                                      "with it (PINWHEEL_WORKER_TOKEN; never logged)")
     public_url: str | None = Field(None, description="the web server as other machines reach it (lab mode)")

@@ -4,10 +4,8 @@ from __future__ import annotations
 import redis
 from fastapi import APIRouter, HTTPException
 
-from pinwheel.protocol import CPU_QUEUE, GPU_QUEUE
+from pinwheel.protocol import CPU_QUEUE, GPU_QUEUE, join_command
 from pinwheel.registry import queued_runs, workers
-
-from pinwheel.protocol import join_command
 
 from ..deps import AdminDep, MemberDep, QueueDep, SettingsDep
 from ..errors import errors
