@@ -8,9 +8,13 @@ from pydantic import Field, model_validator
 from .common import NaturalImagesData, Strict
 
 
-def unit_grid_side(image_size: int, receptive_field: int, stride: int, grid: int | None = None) -> int:
-    """Units per side: `grid` when given, else one unit every `stride` pixels with its field inside the image."""
-    return grid if grid is not None else (image_size - receptive_field) // stride + 1
+def unit_grid_side(image_size: int, receptive_field: int, stride: int, grid: int | None = None,
+                   wrap: bool = False) -> int:
+    """Units per side: `grid` when given, else one unit every `stride` pixels with its field inside the image
+    (anywhere on a periodic image, with `wrap`)."""
+    if grid is not None:
+        return grid
+    return -(-image_size // stride) if wrap else (image_size - receptive_field) // stride + 1
 
 
 class LocalFiltersConfig(Strict):
@@ -29,6 +33,9 @@ class LocalFiltersConfig(Strict):
     anneal_steps: int = Field(1000, ge=1, description="steps over which the pools shrink")
     lam: float = Field(0.2, ge=0, description="λ, weight of the group penalty over grid neighbourhoods")
     lam_warmup_steps: int = Field(300, ge=0, description="ramp λ linearly from 0 over these steps")
+    wrap: bool = Field(False, description="a torus without borders: the image is made periodic (its periodic "
+                       "component), receptive fields run over its edges and wrap round, and the pools wrap round "
+                       "the unit grid; every unit still owns its weights")
     augment: bool = Field(False, description="show every training image under a random one of the square's 8 "
                           "rotations / flips, so that no orientation dominates because the photographs favour it")
 
@@ -47,7 +54,7 @@ class LocalFiltersConfig(Strict):
         if self.receptive_field > data.image_size:
             raise ValueError(f"model.receptive_field: {self.receptive_field} is larger than the "
                              f"{data.image_size}×{data.image_size} image (data.image_size)")
-        side = unit_grid_side(data.image_size, self.receptive_field, self.stride, self.grid)
+        side = unit_grid_side(data.image_size, self.receptive_field, self.stride, self.grid, self.wrap)
         if side < self.pool:
             raise ValueError(f"model.pool: the unit grid is only {side}×{side}, smaller than pool={self.pool}")
 
@@ -55,17 +62,18 @@ class LocalFiltersConfig(Strict):
 PINWHEELS_PRESET = {
     "id": "pinwheels-local",
     "title": "Pin-wheels: local filters without weight sharing",
-    "description": "Whole 16×16 whitened images, each shown under a random rotation / flip; a 24×24 grid of "
-                   "units (2.25 per pixel), each with its own 8×8 receptive field and no shared weights, trained "
-                   "with group sparsity over Gaussian grid neighbourhoods that shrink from σ = 3 to 1.5 (after "
-                   "Gregor & LeCun 2010). Within a few minutes neighbouring filters share an orientation: domains "
-                   "of one orientation that meet at pin-wheels.",
+    "description": "Whole 12×12 whitened images made periodic (their periodic component), each shown under a "
+                   "random rotation / flip; a 24×24 torus of units (2 per pixel along each side, 4 to every "
+                   "receptive-field position), each with its own 4×4 receptive field that wraps round the image "
+                   "and no shared weights, trained with group sparsity over Gaussian neighbourhoods on the torus "
+                   "that shrink from σ = 2.5 to 1.2 (after Gregor & LeCun 2010). No border: every unit is in the "
+                   "map's valid region, which spans about two column periods Λ (see docs/pinwheels.md).",
     "config": {
-        "model": {"kind": "local_filters", "receptive_field": 8, "grid": 24, "pool": 5, "pool_sigma": 1.5,
-                  "anneal_sigma_from": 3.0, "anneal_steps": 3000, "lam": 0.5, "lam_warmup_steps": 1000,
-                  "augment": True},
-        "data": {"kind": "natural_images", "image_size": 16, "pool_size": 5000},
-        "train": {"steps": 8000, "batch_size": 64, "lr": 3e-3},
+        "model": {"kind": "local_filters", "receptive_field": 4, "grid": 24, "wrap": True, "pool": 5,
+                  "pool_sigma": 1.2, "anneal_sigma_from": 2.5, "anneal_steps": 1500, "lam": 0.5,
+                  "lam_warmup_steps": 300, "augment": True},
+        "data": {"kind": "natural_images", "image_size": 12, "pool_size": 5000},
+        "train": {"steps": 15000, "batch_size": 32, "lr": 5e-3},
     },
 }
 

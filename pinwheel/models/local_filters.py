@@ -36,30 +36,35 @@ from .base import PinwheelModel, numpy
 EPS = 1e-8
 
 
-def axis_kernel(axis: torch.Tensor, half: int, sigma: float | None) -> torch.Tensor:
-    """(n, n): exp(−d²/2σ²) (1 when sigma is None) for units d apart along one side, 0 beyond `half`."""
+def axis_kernel(axis: torch.Tensor, half: int, sigma: float | None, period: int | None = None) -> torch.Tensor:
+    """(n, n): exp(−d²/2σ²) (1 when sigma is None) for units d apart along one side, 0 beyond `half`;
+    with a period, d is the distance around the ring (the unit grid is a torus)."""
     d = axis[:, None] - axis[None, :]
+    if period is not None:
+        d = torch.remainder(d + period / 2, period) - period / 2  # shortest way round: [−n/2, n/2)
     k = torch.exp(-d**2 / (2 * sigma**2)) if sigma is not None else torch.ones_like(d)
     return k * (d.abs() <= half)
 
 
-def pools_at(rows_axis: torch.Tensor, cols_axis: torch.Tensor, pool: int, sigma: float | None) -> torch.Tensor:
-    """One group per unit: its pool×pool neighbourhood on the grid (no wrap) → (units, units) float32, built
-    on the axes' device (float64 positions along each side, units row-major).
+def pools_at(rows_axis: torch.Tensor, cols_axis: torch.Tensor, pool: int, sigma: float | None,
+             wrap: bool = False) -> torch.Tensor:
+    """One group per unit: its pool×pool neighbourhood on the grid (wrapping round a torus with `wrap`) →
+    (units, units) float32, built on the axes' device (float64 positions along each side, units row-major).
 
     Weights are exp(−d²/2σ²) inside the window (flat when sigma is None), normalised to sum 1 per group.
     Window and Gaussian both factor over rows and columns, so the matrix is the Kronecker product of the
     two sides' kernels and its row sums the product of theirs.
     """
-    kr, kc = axis_kernel(rows_axis, pool // 2, sigma), axis_kernel(cols_axis, pool // 2, sigma)
+    rows, cols = (len(rows_axis), len(cols_axis)) if wrap else (None, None)
+    kr, kc = axis_kernel(rows_axis, pool // 2, sigma, rows), axis_kernel(cols_axis, pool // 2, sigma, cols)
     w = torch.kron(kr, kc) / torch.kron(kr.sum(dim=1), kc.sum(dim=1))[:, None]  # Σ_i w_ji = 1
     return w.float()  # (groups, units)
 
 
-def grid_pools(rows: int, cols: int, pool: int, sigma: float | None) -> torch.Tensor:
+def grid_pools(rows: int, cols: int, pool: int, sigma: float | None, wrap: bool = False) -> torch.Tensor:
     """`pools_at` on a rows×cols grid, on the CPU."""
     axis = lambda n: torch.arange(n, dtype=torch.float64)  # noqa: E731
-    return pools_at(axis(rows), axis(cols), pool, sigma)
+    return pools_at(axis(rows), axis(cols), pool, sigma, wrap)
 
 
 def pool_schedule(config: LocalFiltersConfig, step: int) -> tuple[int, float | None]:
@@ -71,8 +76,12 @@ def pool_schedule(config: LocalFiltersConfig, step: int) -> tuple[int, float | N
     return max(config.pool, 2 * math.ceil(2 * sigma) + 1), sigma
 
 
-def field_offsets(image_side: int, k: int, stride: int, grid: int | None) -> np.ndarray:
-    """Top-left pixel of the receptive fields along one side of the unit grid."""
+def field_offsets(image_side: int, k: int, stride: int, grid: int | None, wrap: bool = False) -> np.ndarray:
+    """Top-left pixel of the receptive fields along one side of the unit grid (on a periodic image every
+    pixel can be a top-left corner: fields run over the edge and wrap round)."""
+    if wrap:
+        count = grid if grid is not None else -(-image_side // stride)
+        return np.floor(np.arange(count) * image_side / count + 1e-9).astype(np.int64)  # evenly round the period
     if grid is not None:
         return np.rint(np.linspace(0, image_side - k, grid)).astype(np.int64)
     return np.arange(0, image_side - k + 1, stride, dtype=np.int64)
@@ -81,6 +90,30 @@ def field_offsets(image_side: int, k: int, stride: int, grid: int | None) -> np.
 def unit_positions(offsets: np.ndarray) -> np.ndarray:
     """Top-left pixel (row, col) of every unit's receptive field, row-major on the grid → (U, 2)."""
     return np.stack(np.meshgrid(offsets, offsets, indexing="ij"), axis=-1).reshape(-1, 2)
+
+
+def periodic_component(x: torch.Tensor, shape: tuple[int, int]) -> torch.Tensor:
+    """(B, H·W) → (B, H·W): the periodic component p of each image, x = p + s (Moisan 2011).
+
+    s is the smooth image whose discrete Laplacian equals the jumps across opposite edges,
+    Δs = v with v = (x_last − x_first) on the first row / column and the opposite on the last, so p has
+    no seam when the image is wrapped onto a torus and keeps the image's content elsewhere:
+    ŝ(q, r) = v̂(q, r) / (2 cos 2πq/H + 2 cos 2πr/W − 4), ŝ(0, 0) = 0.
+    """
+    h, w = shape
+    img = x.view(-1, h, w)
+    v = torch.zeros_like(img)
+    v[:, 0, :] += img[:, -1, :] - img[:, 0, :]
+    v[:, -1, :] += img[:, 0, :] - img[:, -1, :]
+    v[:, :, 0] += img[:, :, -1] - img[:, :, 0]
+    v[:, :, -1] += img[:, :, 0] - img[:, :, -1]
+    q = torch.arange(h, device=x.device, dtype=x.dtype)[:, None]
+    r = torch.arange(w, device=x.device, dtype=x.dtype)[None, :]
+    denom = 2 * torch.cos(2 * math.pi * q / h) + 2 * torch.cos(2 * math.pi * r / w) - 4  # (H, W), 0 at (0, 0)
+    denom[0, 0] = 1.0
+    s_hat = torch.fft.fft2(v) / denom
+    s_hat[:, 0, 0] = 0
+    return (img - torch.fft.ifft2(s_hat).real).reshape(x.shape)
 
 
 def dihedral_pixels(shape: tuple[int, int]) -> torch.Tensor:
@@ -111,41 +144,80 @@ class LocallyConnected(nn.Module):
     """Encoder and decoder of a locally connected layer (one k×k filter per unit, no sharing)."""
 
     def __init__(self, image_shape: tuple[int, int], k: int, stride: int, generator: torch.Generator,
-                 grid: int | None = None):
+                 grid: int | None = None, wrap: bool = False):
         super().__init__()
-        self.image_shape, self.k = tuple(image_shape), k
-        self.offsets = field_offsets(image_shape[0], k, stride, grid)
+        self.image_shape, self.k, self.wrap = tuple(image_shape), k, wrap
+        self.offsets = field_offsets(image_shape[0], k, stride, grid, wrap)
         self.side = len(self.offsets)
         units = self.side * self.side
-        self.n_fields = image_shape[0] - k + 1  # field positions per side at stride 1
+        h = image_shape[0]
+        self.n_fields = h if wrap else h - k + 1  # field positions per side at stride 1
+        if wrap:  # pixel of the periodic image under every pixel of the padded one, (H+k−1)² → H²
+            ring = torch.arange(h + k - 1) % h
+            self.register_buffer("wrapped_pixel", (ring[:, None] * h + ring[None, :]).flatten(), persistent=False)
         pos = unit_positions(self.offsets)
         index = pos[:, 0] * self.n_fields + pos[:, 1]
         self.register_buffer("field_index", torch.from_numpy(index))  # (U,)
         self.every_field = bool(np.array_equal(index, np.arange(self.n_fields**2)))  # one unit per field, in order
+        # every field position used by the same number of units (`per`): units sorted by field then do all
+        # their dot products as one batched matrix product over fields, (B, k²) @ (k², per) for each
+        counts = np.bincount(index, minlength=self.n_fields**2)
+        self.per_field = int(counts[0]) if counts.min() == counts.max() and counts[0] > 1 else 0
+        order = np.argsort(index, kind="stable")  # units field by field
+        self.register_buffer("by_field", torch.from_numpy(order), persistent=False)  # (U,)
+        self.register_buffer("from_field", torch.from_numpy(np.argsort(order)), persistent=False)  # inverse
         w = torch.randn(units, k * k, generator=generator)
         w /= w.norm(dim=1, keepdim=True)
         self.W_e = nn.Parameter(w.clone())  # (U, k²)
         self.W_d = nn.Parameter(w.clone())  # (U, k²)
         self.b = nn.Parameter(torch.zeros(units))  # (U,)
 
+    def fields(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, H·W) → (B, k², n_fields²): the pixels under every field position."""
+        img = x.view(-1, 1, *self.image_shape)
+        if self.wrap:  # fields that run over the right / bottom edge continue at the left / top
+            img = F.pad(img, (0, self.k - 1, 0, self.k - 1), mode="circular")  # (B, 1, H+k−1, W+k−1)
+        return F.unfold(img, self.k)  # (B, k², n_fields²)
+
     def patches(self, x: torch.Tensor) -> torch.Tensor:
         """(B, H·W) → (B, k², U): the receptive field of every unit."""
-        every = F.unfold(x.view(-1, 1, *self.image_shape), self.k)  # (B, k², n_fields²)
+        every = self.fields(x)
         return every if self.every_field else every.index_select(2, self.field_index)
 
+    def _per_field(self, w: torch.Tensor) -> torch.Tensor:
+        """(U, k²) weights → (n_fields², per, k²), the units of each field together (still one row per unit)."""
+        return w.index_select(0, self.by_field).view(self.n_fields**2, self.per_field, -1)
+
     def encode(self, x: torch.Tensor) -> torch.Tensor:
+        if self.per_field:  # (F, B, k²) @ (F, k², per) → (F, B, per): several units' weights per field
+            p = self.fields(x).permute(2, 0, 1).contiguous()  # (F, B, k²); contiguous: else bmm loops per matrix
+            z = torch.bmm(p, self._per_field(self.W_e).transpose(1, 2).contiguous())  # (F, B, per)
+            z = z.permute(1, 0, 2).reshape(x.shape[0], -1).index_select(1, self.from_field)  # (B, U), grid order
+            return torch.relu(z + self.b)
         # ⟨W_e[u], P[:, :, u]⟩ as a broadcast product and a sum over k²: a batched einsum here would run
         # U separate tiny matrix products
         return torch.relu((self.patches(x) * self.W_e.T).sum(dim=1) + self.b)  # (B, U)
 
     def decode(self, z: torch.Tensor) -> torch.Tensor:
+        if self.per_field:  # (F, B, per) @ (F, per, k²): each field's units paint their atoms, summed
+            zf = z.index_select(1, self.by_field).view(z.shape[0], self.n_fields**2, self.per_field)
+            every = torch.bmm(zf.permute(1, 0, 2).contiguous(), self._per_field(self.W_d)).permute(1, 2, 0)  # (B, k², F)
+            return self._fold(every)
         cols = z[:, None, :] * self.W_d.T  # (B, k², U)
         if self.every_field:
             every = cols
         else:
             every = cols.new_zeros(cols.shape[0], cols.shape[1], self.n_fields**2)
             every.index_add_(2, self.field_index, cols)  # units sharing a field add up: (B, k², n_fields²)
-        return F.fold(every, self.image_shape, self.k).flatten(1)  # (B, H·W)
+        return self._fold(every)
+
+    def _fold(self, every: torch.Tensor) -> torch.Tensor:
+        """(B, k², n_fields²) → (B, H·W): every field's pixels added back into the image."""
+        if not self.wrap:
+            return F.fold(every, self.image_shape, self.k).flatten(1)  # (B, H·W)
+        h = self.image_shape[0]
+        padded = F.fold(every, (h + self.k - 1, h + self.k - 1), self.k).flatten(1)  # (B, (H+k−1)²)
+        return padded.new_zeros(padded.shape[0], h * h).index_add(1, self.wrapped_pixel, padded)  # (B, H·W)
 
 
 class LocalFiltersAE(PinwheelModel):
@@ -154,24 +226,30 @@ class LocalFiltersAE(PinwheelModel):
     def __init__(self, config: LocalFiltersConfig, input_shape: tuple[int, int], generator: torch.Generator):
         super().__init__(input_shape)
         self.config = config
-        self.layer = LocallyConnected(input_shape, config.receptive_field, config.stride, generator, config.grid)
+        self.layer = LocallyConnected(input_shape, config.receptive_field, config.stride, generator, config.grid,
+                                      config.wrap)
         self.side = self.layer.side
         self.generator = generator  # the run's: the augmentation draws from it (it is in the checkpoint)
         self._pools = pool_schedule(config, 0)
-        self.register_buffer("group_weights", grid_pools(self.side, self.side, *self._pools))
+        self.register_buffer("group_weights", grid_pools(self.side, self.side, *self._pools, config.wrap))
         # follow the model to its device; not in the state dict (they are functions of the config)
         self.register_buffer("grid_axis", torch.arange(self.side, dtype=torch.float64), persistent=False)  # (G,)
         self.register_buffer("dihedral_pixels", dihedral_pixels(input_shape), persistent=False)  # (8, H·W)
 
+    def image(self, x: torch.Tensor) -> torch.Tensor:
+        """What the units see: with `wrap`, the image's periodic component (no seam on the torus)."""
+        return periodic_component(x, self.input_shape) if self.config.wrap else x
+
     def encode(self, x: torch.Tensor) -> torch.Tensor:
-        return self.layer.encode(x)
+        return self.layer.encode(self.image(x))
 
     def loss(self, x, y, step):
         if pool_schedule(self.config, step) != self._pools:  # annealing: wide pools first, then narrow
             self._pools = pool_schedule(self.config, step)
-            self.group_weights.copy_(pools_at(self.grid_axis, self.grid_axis, *self._pools))  # on the device
+            self.group_weights.copy_(pools_at(self.grid_axis, self.grid_axis, *self._pools, self.config.wrap))
         if self.config.augment:
             x = dihedral(x, self.input_shape, self.generator, self.dihedral_pixels)
+        x = self.image(x)
         z = self.layer.encode(x)  # (B, U)
         x_hat = self.layer.decode(z)  # (B, H·W)
         recon = 0.5 * (x - x_hat).pow(2).sum(dim=1).mean()
@@ -199,7 +277,9 @@ class LocalFiltersAE(PinwheelModel):
         return {"filters": numpy(self.layer.W_d).reshape(-1, k, k),
                 "layout": {"type": "positions" if own_fields else "grid", "positions": positions.tolist(),
                            "image_shape": list(self.input_shape), "rows": self.side, "cols": self.side,
-                           "wrap": False}}  # the unit grid over an image has edges
+                           "wrap": self.config.wrap,  # a torus over a periodic image, else edges
+                           # where the pools are cut at the edges the map is not valid (topography.valid_region)
+                           "border": 0 if self.config.wrap else self.config.pool // 2}}
 
     def weights(self) -> dict[str, np.ndarray]:
         return {"W_e": numpy(self.layer.W_e), "W_d": numpy(self.layer.W_d), "b": numpy(self.layer.b),

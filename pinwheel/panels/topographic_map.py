@@ -3,7 +3,9 @@
 Every measure is pinwheel.analysis.topography's (docs/models.md §7): per unit the preferred orientation θ
 (the wave vector's direction) and selectivity r from the filter's power spectrum; on the map the
 pin-wheels with their handedness, the column spacing Λ, the density ρ (≈ π in cortex) and the
-smoothness ⟨cos 2Δθ⟩ over grid neighbours. These measures need units with a spatial layout — a 2-D
+smoothness ⟨cos 2Δθ⟩ over grid neighbours, all over the map's valid region (a torus whole, with pairs and
+plaquettes across its edges; a plain grid less the layout's `border` band). Where that region spans fewer
+than 2Λ, ρ is None and `rho_note` says "too few periods to count pin-wheels". These measures need units with a spatial layout — a 2-D
 grid or torus, or local filters at their positions on the image — so for any other layout (1-D blocks,
 windows, a tree, a plain list) the producer returns None and the panel is absent: laying units out row
 by row would report pin-wheels and a smoothness that mean nothing.
@@ -54,9 +56,10 @@ def produce(model, probe_x) -> dict | None:
     rows, cols = shape
     on_grid = layout["type"] == "grid"
     wrap = bool(layout.get("wrap", False))  # a torus wraps; a plain grid and fields on an image do not
+    border = int(layout.get("border", 0))  # units along each edge where a plain grid's map is not valid
     omap = topography.orientation_map(filters, (rows, cols))
-    pins = topography.find_pinwheels(omap.theta)
-    summary = topography.summarise(omap, wrap=wrap, pins=pins)
+    pins = topography.find_pinwheels(omap.theta, wrap)
+    summary = topography.summarise(omap, wrap=wrap, pins=pins, border=border)
     theta, sel = np.mod(omap.theta, np.pi), omap.selectivity
     pw = [[round(float(p.row), 2), round(float(p.col), 2), int(p.handedness)] for p in pins]
     lam, rho, smooth = summary.spacing, summary.density, summary.smoothness
@@ -66,6 +69,9 @@ def produce(model, probe_x) -> dict | None:
         "pinwheels": pw, "n_pinwheels": len(pw),
         "pinwheels_cw": sum(1 for p in pw if p[2] < 0), "pinwheels_ccw": sum(1 for p in pw if p[2] > 0),
         "lambda": None if not np.isfinite(lam) else round(lam, 3),
-        "rho": None if not np.isfinite(rho) else round(rho, 3),
+        # ρ only where the valid region spans ≥ 2Λ; else None and the note says "too few periods …"
+        "rho": None if rho is None or not np.isfinite(rho) else round(rho, 3), "rho_note": summary.note,
+        "n_pinwheels_counted": summary.n_pinwheels, "border": summary.border, "wrap": wrap,
+        "hypercolumns": round(float(summary.periods), 2),
         "smoothness": round(float(smooth), 4), "on_grid": on_grid, "layout": layout["type"],
     }

@@ -56,7 +56,9 @@ def test_dihedral_shows_each_image_under_one_of_the_eight_symmetries_of_the_squa
     assert abs(np.mean(props.selectivity * np.exp(2j * props.theta))) < 0.15
 
 
-@pytest.mark.parametrize("model, layout", [({"grid": None, "stride": 1}, "positions"), ({"grid": 12}, "grid")])
+@pytest.mark.parametrize("model, layout", [({"grid": None, "stride": 1, "wrap": False}, "positions"),
+                                           ({"grid": 12, "wrap": False}, "grid"),
+                                           ({"grid": 28, "wrap": True}, "grid")])  # 2 units per pixel: 4 a field
 def test_local_filters_are_drawn_without_covering_each_other(model, layout):
     """Fields at image positions when every unit has its own; on the unit grid when units share fields."""
     from pinwheel.data import build_dataset
