@@ -47,9 +47,10 @@ export async function render(state, p) {
     ctx.strokeStyle = sign > 0 ? "#fff" : "#000";
     ctx.stroke();
   }
-  const rho = p.rho == null ? "–" : fmt(p.rho, 2);
+  // the producer gives no ρ where the map spans fewer than 2Λ, and says so in rho_note
+  const rho = p.rho_note ? p.rho_note : p.rho == null ? "–" : `${fmt(p.rho, 2)} per Λ² (π ≈ 3.14)`;
   state.stats.textContent = `pin-wheels ${p.n_pinwheels} (${p.pinwheels_ccw} ⟲ white, ${p.pinwheels_cw} ⟳ black) · `
-    + `Λ ${fmt(p.lambda, 2)} units · ρ ${rho} per Λ² (π ≈ 3.14) · smoothness ${fmt(p.smoothness, 2)}`
+    + `Λ ${fmt(p.lambda, 2)} units · ρ ${rho} · smoothness ${fmt(p.smoothness, 2)}`
     + (p.layout === "positions" ? " · (units at their receptive fields' places on the image)"
       : p.on_grid === false && !p.layout ? " · (recorded before maps needed a spatial layout: row-major)" : "");
   drawn(state.canvas, p);
