@@ -214,3 +214,42 @@ def test_smoothness_of_band_limited_maps_grows_with_their_spacing():
                             for _ in range(3)]) for lam in (6.0, 8.0, 10.0)}
     assert values[6.0] == pytest.approx(0.64, abs=0.05) and values[8.0] == pytest.approx(0.76, abs=0.04)
     assert values[10.0] == pytest.approx(0.82, abs=0.04)
+
+
+class _MapOfGabors:
+    """A stand-in model whose filters are Gabors with the orientations of a given map on a rows×cols grid."""
+
+    def __init__(self, theta: np.ndarray, wrap: bool, border: int = 0):
+        import torch
+
+        self._p = torch.nn.Parameter(torch.zeros(1))
+        rows, cols = theta.shape
+        self.bank = {"filters": np.stack([gabor(t, size=12, sigma=2.5) for t in theta.ravel()]),
+                     "layout": {"type": "grid", "rows": rows, "cols": cols, "wrap": wrap, "border": border}}
+
+    def parameters(self):
+        return [self._p]
+
+    def filter_bank(self) -> dict:
+        return self.bank
+
+
+@pytest.mark.parametrize("side,spacing,wrap,border,counted", [
+    (24, 20.0, False, 0, False),  # 1.2 periods: no density, the note instead
+    (48, 8.0, False, 2, True),  # 5.5 periods inside the border band
+    (32, 32 / 5, True, 0, True),  # a torus, 5 periods
+])
+def test_panel_gives_density_only_with_room_for_two_periods(side, spacing, wrap, border, counted):
+    from pinwheel.panels import topographic_map
+
+    rng = np.random.default_rng(5)
+    c = lattice_wave_map(side, 25, rng)[0] if wrap else plane_wave_map(side, spacing, rng)
+    theta = np.mod(np.angle(c) / 2, np.pi)
+    panel = topographic_map.produce(_MapOfGabors(theta, wrap, border), object())
+    assert panel["lambda"] == pytest.approx(spacing, rel=0.15) and panel["wrap"] is wrap and panel["border"] == border
+    if counted:
+        assert panel["rho"] is not None and panel["rho_note"] is None and panel["hypercolumns"] >= 2
+    else:
+        assert panel["rho"] is None and panel["rho_note"] == "too few periods to count pin-wheels"
+    assert panel["n_pinwheels"] == len(T.find_pinwheels(T.orientation_map(_MapOfGabors(theta, wrap).bank["filters"],
+                                                                          (side, side)).theta, wrap))
