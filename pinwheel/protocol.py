@@ -13,7 +13,7 @@ from __future__ import annotations
 import shlex
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 TASK_NAME = "pinwheel.train_run"
 PERSIST_GROUP = "persist"  # the consumer group whose members store frames
@@ -155,6 +155,18 @@ def read_entry(fields: dict, event_id: str | bytes | None = None) -> Event:
     if event_id is not None and isinstance(event, Frame):
         event.event_id = event_id.decode() if isinstance(event_id, bytes) else event_id
     return event
+
+
+_PANELS = TypeAdapter(dict[str, dict[str, Any]])  # a Frame's panels on their own (the store keeps them as text)
+
+
+def panels_json(panels: dict) -> str:
+    """A frame's panels as JSON text (pydantic's encoder: several times the stdlib's speed on image frames)."""
+    return _PANELS.dump_json(panels).decode()
+
+
+def parse_panels(text: str | bytes) -> dict[str, dict[str, Any]]:
+    return _PANELS.validate_json(text)
 
 
 def reader_json(event: Event) -> str:

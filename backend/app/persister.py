@@ -8,7 +8,6 @@ crashed backend's entries are claimed by another (XAUTOCLAIM) — nothing is los
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import os
 import socket
@@ -80,7 +79,7 @@ def _apply_frame(session, run: Run, event_id: str, frame: protocol.Frame) -> Non
     if not _frame_is_new(session, run, frame):
         return
     session.add(Frame(run_id=run.id, event_id=event_id, step=frame.step, wall_time=frame.wall_time,
-                      time=frame.time, metrics=frame.metrics, panels=json.dumps(frame.panels)))
+                      time=frame.time, metrics=frame.metrics, panels=protocol.panels_json(frame.panels)))
     if not run.frame_count or frame.step >= run.step:  # peers may fold a run's batches out of order
         run.step, run.wall_time, run.total_steps = frame.step, frame.wall_time, frame.total_steps
         if frame.metrics:

@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import json
 from pathlib import Path
 
 from sqlalchemy import (JSON, BigInteger, DateTime, Float, ForeignKey, Index, Integer, LargeBinary, String, Text,
@@ -149,5 +148,5 @@ def frame_event(frame: Frame, total_steps: int, with_panels: bool = True) -> pro
     fields = dict(event_id=frame.event_id, step=frame.step, total_steps=total_steps, wall_time=frame.wall_time,
                   time=frame.time, attempt=None, metrics=frame.metrics)
     if with_panels:
-        fields["panels"] = json.loads(frame.panels)
+        fields["panels"] = protocol.parse_panels(frame.panels)
     return protocol.Frame.model_construct(**fields)
