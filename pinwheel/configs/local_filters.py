@@ -73,7 +73,7 @@ PINWHEELS_PRESET = {
                   "pool_sigma": 1.2, "anneal_sigma_from": 2.5, "anneal_steps": 1500, "lam": 0.5,
                   "lam_warmup_steps": 300, "augment": True},
         "data": {"kind": "natural_images", "image_size": 12, "pool_size": 5000},
-        "train": {"steps": 15000, "batch_size": 32, "lr": 5e-3},
+        "train": {"steps": 10000, "batch_size": 32, "lr": 5e-3},
     },
 }
 
