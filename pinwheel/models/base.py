@@ -77,6 +77,3 @@ def to_numpy(t) -> np.ndarray:
     if isinstance(t, torch.Tensor):
         return t.detach().float().cpu().numpy()
     return np.asarray(t, dtype=np.float32)
-
-
-numpy = to_numpy  # the older name, still used by some model files

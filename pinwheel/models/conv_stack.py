@@ -31,7 +31,7 @@ from torch import nn
 
 from ..configs.conv_stack import ConvLayerConfig, ConvStackConfig
 from ..groups import GroupStructure, build_groups
-from .base import PinwheelModel, numpy
+from .base import PinwheelModel, to_numpy
 
 EPS = 1e-8
 
@@ -178,14 +178,14 @@ class ConvStack(PinwheelModel):
         """Linear probes (logistic regression) on raw pixels and on the frozen stack's pooled features."""
         n = min(train_size or self.config.probe_train, len(dataset.x))
         train, test = self.probe_features(dataset.x[:n]), self.probe_features(dataset.x_test)
-        y_train, y_test = numpy(dataset.y[:n]).astype(int), numpy(dataset.y_test).astype(int)
+        y_train, y_test = to_numpy(dataset.y[:n]).astype(int), to_numpy(dataset.y_test).astype(int)
         return {f"probe_{name}": _probe(train[name], y_train, test[name], y_test) for name in train}
 
     @torch.no_grad()
     def probe_features(self, x: torch.Tensor) -> dict[str, np.ndarray]:
         """Raw pixels and every layer's flattened pooled features (and all layers together) for x."""
-        stacked = [numpy(f) for f in self._stack_features(x)]
-        out = {"pixels": numpy(x), **{f"layer{d}": f for d, f in enumerate(stacked, start=1)}}
+        stacked = [to_numpy(f) for f in self._stack_features(x)]
+        out = {"pixels": to_numpy(x), **{f"layer{d}": f for d, f in enumerate(stacked, start=1)}}
         if len(stacked) > 1:
             out["all_layers"] = np.concatenate(stacked, axis=1)
         return out
@@ -208,14 +208,14 @@ class ConvStack(PinwheelModel):
             return {"type": "list"}
 
         first = self.layers[0]
-        w = numpy(first.W_d)[:, 0]  # (K, k, k)
+        w = to_numpy(first.W_d)[:, 0]  # (K, k, k)
         out = {"filters": w, "layout": layout_of(first)}
         if len(self.layers) > 1:
             k = first.config.kernel
             out["layers"] = [{"label": f"layer 1 · {len(w)} maps · {k}×{k} on the image",
                               "filters": w, "layout": layout_of(first), "channels": 1}]
             for i, layer in enumerate(self.layers[1:], start=2):
-                wd = numpy(layer.W_d)  # (K, C, k, k)
+                wd = to_numpy(layer.W_d)  # (K, C, k, k)
                 maps, channels, k, _ = wd.shape
                 out["layers"].append({
                     "label": f"layer {i} · {maps} maps · {k}×{k} on each of the {channels} pooled groups of layer {i - 1}",
@@ -226,8 +226,8 @@ class ConvStack(PinwheelModel):
     def weights(self) -> dict[str, np.ndarray]:
         out = {"input_shape": np.asarray(self.input_shape, dtype=np.int64)}
         for i, layer in enumerate(self.layers, start=1):
-            out.update({f"W_e_{i}": numpy(layer.W_e), f"W_d_{i}": numpy(layer.W_d), f"b_{i}": numpy(layer.b),
-                        f"g_{i}": numpy(layer.g), f"group_weights_{i}": numpy(layer.group_weights)})
+            out.update({f"W_e_{i}": to_numpy(layer.W_e), f"W_d_{i}": to_numpy(layer.W_d), f"b_{i}": to_numpy(layer.b),
+                        f"g_{i}": to_numpy(layer.g), f"group_weights_{i}": to_numpy(layer.group_weights)})
         return out
 
 

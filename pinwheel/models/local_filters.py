@@ -31,7 +31,7 @@ from torch import nn
 
 from ..configs.local_filters import LocalFiltersConfig
 from ..data import to_device
-from .base import PinwheelModel, numpy
+from .base import PinwheelModel, to_numpy
 
 EPS = 1e-8
 
@@ -274,7 +274,7 @@ class LocalFiltersAE(PinwheelModel):
         # fields at their image positions when each unit has its own; with several units to a field
         # (`grid`) the tiles would cover each other there, so they go on the unit grid instead
         own_fields = len(np.unique(positions, axis=0)) == len(positions)
-        return {"filters": numpy(self.layer.W_d).reshape(-1, k, k),
+        return {"filters": to_numpy(self.layer.W_d).reshape(-1, k, k),
                 "layout": {"type": "positions" if own_fields else "grid", "positions": positions.tolist(),
                            "image_shape": list(self.input_shape), "rows": self.side, "cols": self.side,
                            "wrap": self.config.wrap,  # a torus over a periodic image, else edges
@@ -282,12 +282,12 @@ class LocalFiltersAE(PinwheelModel):
                            "border": 0 if self.config.wrap else self.config.pool // 2}}
 
     def weights(self) -> dict[str, np.ndarray]:
-        return {"W_e": numpy(self.layer.W_e), "W_d": numpy(self.layer.W_d), "b": numpy(self.layer.b),
+        return {"W_e": to_numpy(self.layer.W_e), "W_d": to_numpy(self.layer.W_d), "b": to_numpy(self.layer.b),
                 "grid_shape": np.asarray([self.side, self.side], dtype=np.int64),
                 "positions": self.positions().astype(np.int64),
                 "receptive_field": np.asarray(self.config.receptive_field, dtype=np.int64),
                 "input_shape": np.asarray(self.input_shape, dtype=np.int64),
-                "group_weights": numpy(self.group_weights)}
+                "group_weights": to_numpy(self.group_weights)}
 
 
 def build(config: LocalFiltersConfig, dataset, generator: torch.Generator) -> LocalFiltersAE:
