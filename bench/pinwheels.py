@@ -56,14 +56,15 @@ def meets_targets(s: T.MapSummary) -> bool:
             and s.density is not None and lo <= s.density <= hi and s.periods >= TARGETS["periods"])
 
 
-def train(preset_id: str, seed: int, steps: int | None) -> dict:
+def train(preset_id: str, seed: int, steps: int | None, device: str = "cpu") -> dict:
     override = {"train": {"seed": seed, **({"steps": steps} if steps else {})}}
     cfg = RunConfig.model_validate(deep_merge(preset_by_id(preset_id)["config"], override))
     tc = cfg.train
     torch.manual_seed(tc.seed)
     gen = torch.Generator().manual_seed(tc.seed)
     data = build_dataset(cfg.data, tc.seed)
-    model = build_model(cfg.model, data, gen)
+    model = build_model(cfg.model, data, gen).to(device)
+    data.to(device)
     opt = model.make_optimizer(tc.lr, tc.optimizer)
     every = min(EVERY[preset_id], max(tc.steps // 4, 1))
     trained, cpu, trace, reached = 0.0, 0.0, [], None
@@ -71,6 +72,8 @@ def train(preset_id: str, seed: int, steps: int | None) -> dict:
         t0, c0 = time.perf_counter(), time.process_time()
         x, y = data.batch(tc.batch_size, gen)
         model.train_step(x, y, step, opt)
+        if device != "cpu":
+            torch.cuda.synchronize()
         trained += time.perf_counter() - t0
         cpu += time.process_time() - c0  # CPU seconds: what the run costs on a core of its own
         if (step + 1) % every == 0 or step + 1 == tc.steps:
@@ -119,9 +122,11 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="300 steps per run; results to pinwheels_quick.json")
     ap.add_argument("--presets", nargs="+", default=list(PRESETS), choices=PRESETS)
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    ap.add_argument("--device", default="cpu", help="cuda: train there (results to pinwheels_cuda.json)")
     args = ap.parse_args()
     torch.set_num_threads(1)
-    out_path = ROOT / "bench" / "results" / ("pinwheels_quick.json" if args.quick else "pinwheels.json")
+    name = "pinwheels" + ("_quick" if args.quick else "") + ("" if args.device == "cpu" else f"_{args.device}")
+    out_path = ROOT / "bench" / "results" / f"{name}.json"
     results: dict = {"targets": {"smoothness": 0.7, "selective_fraction": 0.85, "density": "π ± 30 % (2.20 … 4.08)",
                                  "hypercolumns_per_side": 3, "wall_s": {"pinwheels-local": 600, "topographic-natural": 120}},
                      "machine": f"{platform.machine()} CPU, {os.cpu_count()} cores shared, 1 torch thread, runs one "
@@ -129,9 +134,9 @@ def main() -> None:
     for preset_id in args.presets:
         runs = []
         for seed in args.seeds:
-            run = train(preset_id, seed, 300 if args.quick else None)
+            run = train(preset_id, seed, 300 if args.quick else None, args.device)
             omap, pins, bank, summary = run.pop("_figure")
-            if seed == args.seeds[0] and not args.quick:
+            if seed == args.seeds[0] and not args.quick and args.device == "cpu":
                 FIG.mkdir(parents=True, exist_ok=True)
                 map_figure(omap, pins, summary).save(FIG / f"pinwheels_{preset_id}_map.png")
                 tiles = Image.fromarray(atlas(np.asarray(bank["filters"]), bank["layout"]["cols"]))
