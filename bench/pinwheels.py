@@ -81,6 +81,9 @@ def train(preset_id: str, seed: int, steps: int | None, device: str = "cpu") -> 
             trace.append({"step": step + 1, "train_s": round(trained, 1), "cpu_s": round(cpu, 1), "smoothness": round(s.smoothness, 4),
                           "selective_fraction": round(s.selective_fraction, 4), "spacing": round(s.spacing, 3),
                           "n_pinwheels": s.n_pinwheels, "density": None if s.density is None else round(s.density, 3)})
+            print(f"  {preset_id} seed {seed} step {step + 1}: {trained:.0f} s wall {cpu:.0f} s CPU, smoothness "
+                  f"{s.smoothness:.3f} selective {s.selective_fraction:.2f} Λ {s.spacing:.2f} pin-wheels {s.n_pinwheels} "
+                  f"ρ {s.density if s.density is None else round(s.density, 2)}", flush=True)
             if reached is None and meets_targets(s):
                 reached = {"step": step + 1, "train_s": round(trained, 1), "cpu_s": round(cpu, 1)}
     summary, omap, pins, bank = measure(model)
@@ -117,6 +120,26 @@ def spread(values: list) -> dict:
             "sd": round(float(ok.std(ddof=1)), 4) if len(ok) > 1 else 0.0, "n": int(len(ok))}
 
 
+def save(results: dict, preset_id: str, runs: list[dict], args, out_path: Path) -> None:
+    keys = ("smoothness", "selective_fraction", "spacing", "periods", "n_pinwheels", "density", "train_s", "cpu_s")
+    results["presets"][preset_id] = {
+        "config": preset_by_id(preset_id)["config"], "runs": runs,
+        "summary": {**{k: spread([r[k] for r in runs]) for k in keys},
+                    "seconds_to_targets": spread([(r["targets_reached_at"] or {}).get("train_s") for r in runs]),
+                    "cpu_seconds_to_targets": spread([(r["targets_reached_at"] or {}).get("cpu_s") for r in runs]),
+                    "seeds_meeting_targets_at_end": sum(r["meets_targets_at_end"] for r in runs),
+                    "seeds_reaching_targets": sum(r["targets_reached_at"] is not None for r in runs)}}
+    results["load_after"] = os.getloadavg()
+    out = dict(results)
+    if out_path.exists() and set(args.presets) != set(PRESETS):  # a run of some presets keeps the others' results
+        earlier = json.loads(out_path.read_text())
+        out["presets"] = {**{k: v for k, v in earlier.get("presets", {}).items() if k not in args.presets},
+                          **results["presets"]}
+        out["machine"] = results["machine"] + f"; {', '.join(args.presets)} measured in a separate process"
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_text(json.dumps(out, indent=1))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="300 steps per run; results to pinwheels_quick.json")
@@ -149,23 +172,9 @@ def main() -> None:
                   f"({run['periods']:.2f} per side) pin-wheels {run['n_pinwheels']} ρ "
                   f"{run['density'] if run['density'] is None else round(run['density'], 2)} "
                   f"{run['note'] or ''} | targets at {run['targets_reached_at']}", flush=True)
-        keys = ("smoothness", "selective_fraction", "spacing", "periods", "n_pinwheels", "density", "train_s", "cpu_s")
-        results["presets"][preset_id] = {
-            "config": preset_by_id(preset_id)["config"], "runs": runs,
-            "summary": {**{k: spread([r[k] for r in runs]) for k in keys},
-                        "seconds_to_targets": spread([(r["targets_reached_at"] or {}).get("train_s") for r in runs]),
-                        "cpu_seconds_to_targets": spread([(r["targets_reached_at"] or {}).get("cpu_s") for r in runs]),
-                        "seeds_meeting_targets_at_end": sum(r["meets_targets_at_end"] for r in runs),
-                        "seeds_reaching_targets": sum(r["targets_reached_at"] is not None for r in runs)}}
+            save(results, preset_id, runs, args, out_path)  # after every run: a cut-short bench keeps its runs
         print(preset_id, json.dumps(results["presets"][preset_id]["summary"]), flush=True)
-    results["load_after"] = os.getloadavg()
-    if out_path.exists() and set(args.presets) != set(PRESETS):  # a run of some presets keeps the others' results
-        earlier = json.loads(out_path.read_text())
-        results["presets"] = {**earlier.get("presets", {}), **results["presets"]}
-        results["machine"] += f"; {', '.join(args.presets)} measured in a separate process"
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    out_path.write_text(json.dumps(results, indent=1))
-    print("wrote", out_path.relative_to(ROOT))
+    print("wrote", out_path.relative_to(ROOT), flush=True)
 
 
 if __name__ == "__main__":
