@@ -1,6 +1,6 @@
 """Lateral-inhibition bench (issue 13): the tree and 2-D presets trained, then measured on held-out patches.
 
-    PYTHONPATH=. python bench/lateral.py [--quick] [--only lateral-tree|lateral-2d] [--steps N]
+    PYTHONPATH=. python bench/lateral.py [--quick] [--only lateral-tree|lateral-2d] [--steps N] [--save-weights DIR]
 
 Per preset: wall time of training (one torch thread; `uptime` load before and after), then on
 held-out patches (pinwheel.analysis.lateral): units active per patch, share of units active on some
@@ -86,7 +86,7 @@ def inhibition_fields(s: np.ndarray, side: int, units: list[int], cell: int = 8)
     return Image.fromarray(out)
 
 
-def measure(preset_id: str, steps: int | None, seed: int = 0) -> dict:
+def measure(preset_id: str, steps: int | None, seed: int = 0, save_weights: Path | None = None) -> dict:
     cfg = RunConfig.model_validate(deep_merge(preset_by_id(preset_id)["config"],
                                               {"train": {"steps": steps}} if steps else {}))
     tc = cfg.train
@@ -109,6 +109,9 @@ def measure(preset_id: str, steps: int | None, seed: int = 0) -> dict:
            "S": L.s_movement(model.S.numpy(), s0, model.mask.numpy(), cfg.model.beta)}
     filters = model.filter_bank()["filters"]
     s = model.S.numpy()
+    if save_weights:
+        save_weights.mkdir(parents=True, exist_ok=True)
+        np.savez_compressed(save_weights / f"{preset_id}.npz", S_start=s0, **model.weights())
     if model.parents is not None:
         control = L.relabel_control(filters, model.parents, draws=200, seed=seed)
         out["branch"] = control
@@ -136,6 +139,7 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help=f"{QUICK_STEPS} training steps each (smoke run)")
     ap.add_argument("--only", choices=["lateral-tree", "lateral-2d"])
     ap.add_argument("--steps", type=int, help="training steps (default: the preset's)")
+    ap.add_argument("--save-weights", type=Path, help="folder for each trained model's weights (<preset>.npz, with S_start)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     steps = args.steps or (QUICK_STEPS if args.quick else None)
@@ -143,7 +147,7 @@ def main() -> None:
     results = json.loads(out_path.read_text()) if args.only and out_path.exists() else {}
     for pid in ("lateral-tree", "lateral-2d"):
         if args.only in (None, pid):
-            results[pid] = measure(pid, steps)
+            results[pid] = measure(pid, steps, save_weights=args.save_weights)
     results["machine"] = f"{platform.machine()} CPU, 1 torch thread{' (--quick)' if args.quick else ''}"
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(json.dumps(results, indent=1))
@@ -164,7 +168,12 @@ def main() -> None:
             o = b["observed"]
             print(f"  |cos| within {o['within']:.3f} / across {o['across']:.3f} = {o['ratio']:.2f}; relabelled "
                   f"{b['shuffled_ratio_mean']:.2f} ± {b['shuffled_ratio_std']:.2f} (p95 {b['shuffled_ratio_p95']:.2f}, p {b['p_value']:.3f})")
-            print(f"  orientation cos 2Δθ within {o['orientation_within']:.3f} / across {o['orientation_across']:.3f}")
+            print(f"  orientation cos 2Δθ within {o['orientation_within']:.3f} / across {o['orientation_across']:.3f}, gap "
+                  f"{o['orientation_gap']:.3f}; relabelled {b['shuffled_orientation_gap_mean']:.3f} ± "
+                  f"{b['shuffled_orientation_gap_std']:.3f} (p {b['orientation_gap_p_value']:.3f})")
+            print(f"  power-spectrum cos within {o['spectrum_within']:.3f} / across {o['spectrum_across']:.3f} = "
+                  f"{o['spectrum_ratio']:.2f}; relabelled {b['shuffled_spectrum_ratio_mean']:.2f} ± "
+                  f"{b['shuffled_spectrum_ratio_std']:.2f} (p95 {b['shuffled_spectrum_ratio_p95']:.2f}, p {b['spectrum_ratio_p_value']:.3f})")
         if "map" in r:
             m = r["map"]
             print(f"  map: smoothness {m['smoothness']:.3f} (shuffled {m['shuffled_grid']['shuffled_mean']:.3f}), "

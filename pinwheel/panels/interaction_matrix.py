@@ -8,7 +8,8 @@ are shown (`selection` says so) so a frame stays small and each cell stays a vis
 Payload: `png` (8-bit grey, one pixel an entry: |S|/scale for S ≥ 0, 127.5 + 127.5·S/scale
 when signed), `scale` = max |S_ij| off the diagonal (the diagonal is drawn clipped and reported
 apart as `diag_mean`), the shown `order`, `mask_png` where the model fixes zeros (255 = free),
-row sums, the share of non-zero entries, and the row/column sums of the shown block.
+row sums, the share of non-zero entries, and the row/column sums of the shown block; with a mask,
+`free_mean` and `free_spread` (mean and standard deviation of S over the entries the mask leaves free).
 """
 from __future__ import annotations
 
@@ -78,6 +79,10 @@ def matrix_payload(model, activity: np.ndarray | None) -> dict:
     if mask is not None and tuple(mask.shape) == (m, m):
         mk = to_numpy(mask) > 0
         out["mask_png"] = png_base64((mk[np.ix_(order, order)] * 255).astype(np.uint8))
+        free = s[mk & ~np.eye(m, dtype=bool)]
+        if free.size:  # a learned S spreads out; one pinned at a uniform value has spread 0 (a flat square)
+            out["free_mean"] = round(float(free.mean()), 5)
+            out["free_spread"] = round(float(free.std()), 5)
     return out
 
 

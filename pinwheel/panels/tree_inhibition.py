@@ -8,7 +8,8 @@ learned are visible together.
 Payload: `parents`, `order` (depth-first), `depth` per node, `atlas_png` (filters row-major,
 `cols` per row, tile + pad pitch; each contrast-normalised), `activity` (mean |z|), `active`
 (share of probes with z ≠ 0), `inhibition` (mean (S|z|)_i: how strongly the others inhibit
-unit i), and `matrix` (the interaction_matrix payload of S in tree order).
+unit i), `inhibition_term` (mean |z|ᵀS|z|), `active_per_probe` (mean count of active units), and
+`matrix` (the interaction_matrix payload of S in tree order).
 """
 from __future__ import annotations
 
@@ -48,5 +49,7 @@ def produce(model, probe_x) -> dict:
         "cols": cols, "atlas_png": png_base64(img),
         "activity": rounded(activity, 4), "active": rounded((z > 1e-6).mean(axis=0), 3),
         "inhibition": rounded((z @ s).mean(axis=0), 4),
+        "inhibition_term": round(float(((z @ s) * z).sum(axis=1).mean()), 5),  # mean |z|ᵀS|z| on the probes
+        "active_per_probe": round(float((z > 1e-6).sum(axis=1).mean()), 3),
         "matrix": matrix_payload(model, activity),
     }

@@ -194,3 +194,40 @@ def test_annulus_configs_that_cannot_work_are_refused_naming_the_field(mask, ext
     with pytest.raises(ValidationError) as err:
         LateralConfig(units=64, mask=mask, **extra)
     assert field in str(err.value)
+
+
+def gabor(theta: float, phase: float, size: int = 8, freq: float = 0.25) -> np.ndarray:
+    yy, xx = np.mgrid[0:size, 0:size] - (size - 1) / 2
+    u = xx * np.cos(theta) + yy * np.sin(theta)
+    return np.cos(2 * np.pi * freq * u + phase) * np.exp(-(xx**2 + yy**2) / 8)
+
+
+def test_spectral_similarity_ignores_phase_but_not_orientation():
+    f = np.stack([gabor(0, 0), gabor(0, np.pi / 2), gabor(np.pi / 2, 0)])
+    sims = L.similarity_matrices(f)
+    assert sims["cos"][0, 1] < 0.1 and sims["spectrum"][0, 1] > 0.95  # a quadrature pair: orthogonal, same spectrum
+    assert sims["spectrum"][0, 2] < 0.3 and sims["orientation"][0, 2] < -0.9
+    np.testing.assert_allclose(np.diag(sims["spectrum"]), 1, atol=1e-9)
+
+
+def test_relabel_control_observed_numbers_agree_with_topography():
+    from pinwheel.analysis.topography import branch_similarity
+    parents = tree_parents(2, 3)
+    f = np.random.default_rng(4).normal(size=(len(parents), 6, 6))
+    c = L.relabel_control(f, parents, draws=20)
+    ref = branch_similarity(f, parents)
+    for key in ("within", "across", "ratio", "orientation_within", "orientation_across"):
+        assert c["observed"][key] == pytest.approx(ref[key])
+    assert c["observed"]["cos_within"] == pytest.approx(ref["within"])
+
+
+def test_panels_report_the_inhibition_term_and_the_spread_of_s():
+    from pinwheel.panels import tree_inhibition
+    model = strong_tree(5, steps=50).float()
+    x = torch.randn(64, 20, generator=torch.Generator().manual_seed(5))
+    p = tree_inhibition.produce(model, x)
+    z = model.infer(x).numpy()
+    assert p["inhibition_term"] == pytest.approx(L.inhibition_term(z, model.S.numpy()), rel=1e-3, abs=1e-5)
+    assert p["active_per_probe"] == pytest.approx(float((z != 0).sum(1).mean()), abs=1e-3)
+    free = model.S.numpy()[model.projection.mask]
+    assert p["matrix"]["free_spread"] == pytest.approx(free.std(), abs=1e-5) and p["matrix"]["free_spread"] > 0
