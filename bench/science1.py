@@ -47,7 +47,7 @@ class Keep:
 
 def run(preset_id: str, override: dict):
     cfg = RunConfig.model_validate(deep_merge(preset_by_id(preset_id)["config"], deep_merge(
-        {"train": {"frame_every_steps": 10**6, "frame_every_seconds": 1e9, "checkpoint_every_seconds": 1e9}}, override)))
+        {"train": {"frame_every_steps": 10**6, "frame_every_seconds": 3600, "checkpoint_every_seconds": 7 * 24 * 3600}}, override)))
     keep = Keep()
     t = time.monotonic()
     train(cfg, keep)
