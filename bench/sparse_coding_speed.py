@@ -146,6 +146,30 @@ def compare(curves: dict, clock: str, level_times=LEVEL_TIMES, ours: str = "pinw
     return rows
 
 
+def adam_stall(pool: np.ndarray, held: torch.Tensor, alpha: float, steps: int, report_at=(25, 100, 400, 1600)) -> dict:
+    """Why Adam stalls: from the same start (patches as atoms, 10 FISTA steps), the per-step change of the
+    atoms (mean over atoms of ‖Δd_k‖, atoms of norm 1) and the held-out objective, for Adam at two learning
+    rates and for the online update. Counted in steps, not seconds."""
+    out = {}
+    for name, update, lr in (("adam lr 3e-3", "adam", 3e-3), ("adam lr 3e-4", "adam", 3e-4), ("online", "online", 0.0)):
+        learner = Pinwheel(pool, 256, alpha, update, 10, lr or 1e-3, 0)
+        if update == "adam":  # the online learner's start: m random patches of unit norm
+            start = Pinwheel(pool, 256, alpha, "online", 10, 1e-3, 0).atoms()
+            learner.model.W_d.data.copy_(start)
+        rows = []
+        for _ in range(steps):
+            before = learner.atoms().clone()
+            learner.step()
+            if learner.steps in report_at or learner.steps == steps:
+                change = float((learner.atoms() - before).norm(dim=0).mean())
+                rows.append({"step": learner.steps, "mean_atom_change": round(change, 5),
+                             "objective": round(heldout_objective(held, learner.atoms(), alpha), 4)})
+                print(f"  {name:13s} step {learner.steps:5d}  ‖Δd‖ {change:.5f}  held-out {rows[-1]['objective']:.4f}",
+                      flush=True)
+        out[name] = rows
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="a smaller problem and 6 s per learner (~1 min)")
@@ -154,17 +178,28 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--sklearn", default="lars,cd", help="scikit-learn fit algorithms to run")
     ap.add_argument("--budget", type=float, default=90.0, help="seconds for each scikit-learn learner")
     ap.add_argument("--ours-budget", type=float, default=30.0, help="seconds for each Pinwheel learner")
+    ap.add_argument("--levels", default="10,30,90", help="scikit-learn's objective at these times sets the levels")
+    ap.add_argument("--stall", type=int, default=0, metavar="STEPS",
+                    help="instead: Adam (two learning rates) vs online, atom change per step and objective, STEPS steps")
     ap.add_argument("--online-steps", type=int, default=10, help="FISTA steps of pinwheel-online")
     args = ap.parse_args(argv)
     warnings.filterwarnings("ignore", module="sklearn")  # cd's "did not converge" on every batch: its default tol
     clock = "cpu" if args.threads == 1 else "wall"
     pool_size, held_size, units = (10_000, 500, 256) if args.quick else (50_000, 2_000, 256)
     budget, ours_budget = (6.0, 3.0) if args.quick else (args.budget, args.ours_budget)
-    checkpoints = tuple(c for c in CHECKPOINTS if c <= max(budget, ours_budget)) if not args.quick else (0.5, 1, 2, 3, 6)
+    checkpoints = (0.5, 1, 2, 3, 6) if args.quick else tuple(c for c in CHECKPOINTS if c <= max(budget, ours_budget))
     pool = natural.training_patches(12, pool_size, seed=0)
     held = torch.from_numpy(natural.heldout_patches(12, held_size, seed=1).reshape(held_size, -1))
     load_before = os.getloadavg()
     torch.set_num_threads(args.threads)
+    if args.stall:
+        with threadpool_limits(limits=args.threads):
+            stall = adam_stall(pool, held, args.alpha, args.stall)
+        report = json.loads(OUT.read_text()) if OUT.exists() else {}
+        report["adam_stall"] = {"command": "bench/sparse_coding_speed.py " + " ".join(argv or sys.argv[1:]),
+                                "load_average": [round(v, 2) for v in os.getloadavg()], "rows": stall}
+        OUT.write_text(json.dumps(report, indent=1) + "\n")
+        return 0
     with threadpool_limits(limits=args.threads):
         learners, budgets = {}, {}
         learners["pinwheel-online"] = Pinwheel(pool, units, args.alpha, "online", args.online_steps, 3e-3, 0)
@@ -178,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"threads {args.threads}, clock {clock}, held-out ½‖x‖² = {0.5 * float(held.pow(2).sum(1).mean()):.2f}, "
               f"initial {initial}", flush=True)
         curves = run(learners, budgets, held, args.alpha, checkpoints, clock)
-    rows = compare(curves, clock, (3, 6) if args.quick else LEVEL_TIMES)
+    rows = compare(curves, clock, (3, 6) if args.quick else tuple(float(t) for t in args.levels.split(",")))
     print(f"\nlevel reached by scikit-learn at T s → seconds ({clock}) for each learner to reach it; ratio = peer / "
           "pinwheel-online")
     for r in rows:

@@ -15,9 +15,14 @@ descent on f̂ over the unit ball ‖w_k‖ ≤ 1, one column at a time in order
 In w_k alone f̂ = ½ A_kk ‖w_k‖² − w_kᵀ(b_k − Σ_{j≠k} w_j A_jk) + const is an isotropic quadratic, so
 projecting its unconstrained minimiser u_k onto the ball gives its exact minimiser on the ball.
 
-Forgetting (scikit-learn's MiniBatchDictionaryLearning, after Mairal et al. §3.4), t = 0, 1, …:
+Forgetting, t = 0, 1, … counting batches (batch 0 gets β_0 = 0: the statistics start from it):
+    rho = ρ:   β_t = (1 − 1/(t + 1))^ρ        (Mairal et al., JMLR 2010, §3.4: scaling the past data)
+so batch s weighs (s + 1)^ρ in A_t: early batches, coded with a poor dictionary, fade; ρ = 0 never
+forgets. rho = None: scikit-learn's MiniBatchDictionaryLearning schedule,
     θ_t = (t + 1)·B  for t < B − 1,  else  B² + t + 1 − B;     β_t = (θ_t + 1 − B) / (θ_t + 1)
-early batches, coded with a poor dictionary, weigh less and less; later β_t → 1 (a running mean).
+(≈ ρ = 1 for the first B batches, then far slower forgetting). The model uses ρ = 4
+(`online_forgetting`): on whitened 12×12 patches it reaches scikit-learn's schedule's held-out
+objective in a third of the time (docs/sparse_coding_speed.md).
 
 Why this beats Adam on W_d (the `adam` update): Adam moves every entry by about lr per step whatever
 the gradient's size, so near the optimum, where the mini-batch gradient is mostly noise, the atoms
@@ -41,8 +46,10 @@ import torch
 MIN_USAGE = 1e-6  # A_kk below this: the atom is unused (the threshold of scikit-learn and SPAMS)
 
 
-def forgetting(step: int, batch_size: int) -> float:
-    """β_t of the module docstring (step t counts from 0)."""
+def forgetting(step: int, batch_size: int, rho: float | None = None) -> float:
+    """β_t of the module docstring (step t counts from 0); rho None: scikit-learn's schedule."""
+    if rho is not None:
+        return (step / (step + 1)) ** rho if step else 0.0
     theta = (step + 1) * batch_size if step < batch_size - 1 else batch_size**2 + step + 1 - batch_size
     return (theta + 1 - batch_size) / (theta + 1)
 
@@ -60,6 +67,8 @@ def restart_unused_(W: torch.Tensor, A: torch.Tensor, x: torch.Tensor, z: torch.
     """Columns of W (n, m) with A_kk ≤ MIN_USAGE ← the worst-reconstructed patches of x (b, n), unit norm,
     the worst first (cycling if more atoms than patches). Returns the (m,) mask of restarted atoms."""
     unused = A.diagonal() <= MIN_USAGE  # (m,)
+    if W.device.type == "cpu" and not bool(unused.any()):  # the usual case; a free check on the CPU only
+        return unused
     residual = (x - z @ W.T).pow(2).sum(dim=1)  # (b,)
     worst = residual.argsort(descending=True)  # (b,)
     rank = (unused.cumsum(0) - 1).clamp_min(0) % x.shape[0]  # (m,): k-th unused atom takes the k-th worst patch

@@ -76,6 +76,8 @@ class GroupSparseConfig(Strict):
         "adam", description="sparse-coding form: W_d by the optimizer ('adam': train.optimizer at train.lr) or by "
         "online dictionary learning ('online', Mairal et al. 2009: sufficient statistics and a block-coordinate "
         "sweep over the atoms, no learning rate; atoms start as training patches)")
+    online_forgetting: float = Field(4.0, ge=0, le=16, description="online update: ρ in the forgetting factor "
+                                     "β_t = (1 − 1/t)^ρ of the statistics (batch s weighs s^ρ; 0 never forgets)")
 
     @model_validator(mode="after")
     def _groups_fit_units(self):

@@ -27,7 +27,7 @@ from torch import nn
 
 from ..configs.group_sparse import Blocks1D, GroupSparseConfig
 from ..dictionary import accumulate_, fista_codes, forgetting, restart_unused_, update_columns_
-from ..groups import GroupStructure, build_groups
+from ..groups import EPS, GroupStructure, build_groups
 from ..inference import lipschitz_bound
 from .base import PinwheelModel, random_dictionary, to_numpy, unit_columns_
 
@@ -81,7 +81,7 @@ class GroupSparseAE(PinwheelModel):
         with torch.no_grad():  # codes, statistics, one sweep over the atoms: no gradient, no optimizer
             z = self.encode(x, step)  # (B, m)
             loss, terms = self._terms(x, z, step)
-            accumulate_(self.stats_A, self.stats_B, x, z, forgetting(step, x.shape[0]))
+            accumulate_(self.stats_A, self.stats_B, x, z, forgetting(step, x.shape[0], self.config.online_forgetting))
             restart_unused_(self.W_d, self.stats_A, x, z)
             update_columns_(self.W_d, self.stats_A, self.stats_B)
         return {"loss": loss, **terms}
@@ -93,14 +93,18 @@ class GroupSparseAE(PinwheelModel):
         x_hat = z @ self.W_d.T  # (B, n)
         recon = 0.5 * (x - x_hat).pow(2).sum(dim=1).mean()
         groups = self._sync_groups()
-        sparsity = groups.penalty(z).mean()
+        if self.plain_l1:  # group_weights = I: each group norm is sqrt(z_i² + EPS), no (B, m) × (m, m) product
+            sparsity = torch.sqrt(z.pow(2) + EPS).sum(dim=1).mean()
+        else:
+            sparsity = groups.penalty(z).mean()
         warmup = min(1.0, step / self.config.lam_warmup_steps) if self.config.lam_warmup_steps else 1.0
         loss = recon + warmup * self.config.lam * sparsity
         terms = {"reconstruction": recon.detach(), "group_sparsity": sparsity.detach(),
                  "active_fraction": (z > 0).float().mean().detach()}
         if self.sparse_coding:  # signed codes: count non-zeros, and groups switched off as a whole
             terms["active_fraction"] = (z != 0).float().mean()
-            terms["zero_group_fraction"] = ((z != 0).to(z.dtype) @ (groups.weights > 0).to(z.dtype).T == 0).float().mean()
+            terms["zero_group_fraction"] = (z == 0).float().mean() if self.plain_l1 else \
+                ((z != 0).to(z.dtype) @ (groups.weights > 0).to(z.dtype).T == 0).float().mean()
         return loss, terms
 
     @torch.no_grad()

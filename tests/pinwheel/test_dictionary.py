@@ -52,6 +52,18 @@ def test_statistics_are_the_forgotten_sums_and_scikit_learns():
     assert 0 < betas[0] < betas[3] < betas[6] < 1  # older batches forgotten, less and less: towards a running mean
 
 
+@pytest.mark.parametrize("rho", [0.0, 1.0, 4.0])
+def test_forgetting_rho_weighs_batch_s_as_s_to_the_rho(rho):
+    n, m, b, T = 5, 4, 3, 9
+    A, B = torch.zeros(m, m, dtype=torch.float64), torch.zeros(n, m, dtype=torch.float64)
+    batches = [problem(n, m, b, seed=s)[1:] for s in range(T)]
+    for t, (x, z) in enumerate(batches):
+        dictionary.accumulate_(A, B, x, z, dictionary.forgetting(t, b, rho))
+    scale = T**rho  # the newest batch keeps weight 1: batch s has ((s + 1)/T)^ρ
+    torch.testing.assert_close(A * scale, sum((s + 1) ** rho * z.T @ z / b for s, (x, z) in enumerate(batches)))
+    torch.testing.assert_close(B * scale, sum((s + 1) ** rho * x.T @ z / b for s, (x, z) in enumerate(batches)))
+
+
 def surrogate(W, A, B):
     return 0.5 * np.trace(W.T @ W @ A) - np.trace(W.T @ B)
 
@@ -219,3 +231,17 @@ def test_online_needs_the_sparse_coding_form():
     with pytest.raises(ValidationError, match="dictionary_update"):
         GroupSparseConfig(form="sparse_coding", dictionary_update="sgd")
     assert GroupSparseConfig().dictionary_update == "adam"
+
+
+def test_plain_l1_terms_are_the_group_terms_with_singleton_groups():
+    cfg, data = online_config(), patches(200)
+    model = build_model(cfg.model, data, torch.Generator().manual_seed(0))
+    x = data.x[:64]
+    z = model.encode(x, 0)
+    assert model.plain_l1 and (z == 0).any() and (z != 0).any()
+    fast = model._terms(x, z, 0)
+    model.plain_l1 = False  # the general path: products with group_weights = I
+    general = model._terms(x, z, 0)
+    torch.testing.assert_close(fast[0], general[0])
+    for name in general[1]:
+        torch.testing.assert_close(fast[1][name], general[1][name])
