@@ -107,8 +107,8 @@ LATERAL_TREE_PRESET = {
     "title": "Lateral inhibition: tree",
     "description": "Sparse coding of whitened 8×8 patches with 40 units on a tree (branching 3, depth 4). "
                    "S is zero along each branch and learned elsewhere by projected ascent: every unit "
-                   "inhibits all but its own branch, so filters along a branch are alike, coarse at the root "
-                   "and refined towards the leaves (Gregor, Szlam & LeCun 2011).",
+                   "inhibits all but its own branch, so a patch is coded by a root-to-leaf chain whose filters "
+                   "share an orientation, coarse at the root and finer towards the leaves (Gregor, Szlam & LeCun 2011).",
     "config": {
         "model": {"kind": "lateral", "units": 40, "lam": 0.1, "mask": {"kind": "tree", "branching": 3, "depth": 4},
                   "beta": 1.0, "row_sum": 20.0, "learn_S": True, "s_lr": 10.0, "inference_steps": 60},
