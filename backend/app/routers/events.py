@@ -13,8 +13,8 @@ No database connection is held while the stream waits: each store read is a shor
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
+import threading
 import time
 from collections import OrderedDict
 from typing import Annotated, AsyncIterator
@@ -46,31 +46,40 @@ def _key(event_id: str) -> tuple[int, int]:
     return int(ms), int(seq or 0)
 
 
-def _stored_after(sessions, run_id: str, cursor: str, before: str | None) -> tuple[Run | None, list]:
-    """The run and its stored frames with cursor < event_id (< before), in stream order."""
+def _stored_after(sessions, run_id: str, cursor: str, before: str | None) -> list[tuple[str, str]]:
+    """(event_id, SSE event) of the run's stored frames with cursor < event_id (< before), in stream order."""
     with sessions() as s:
         run = s.get(Run, run_id)
         ids = [(fid, eid) for fid, eid in s.execute(select(Frame.id, Frame.event_id).where(Frame.run_id == run_id))
                if _key(eid) > _key(cursor) and (before is None or _key(eid) < _key(before))]
         wanted = [fid for fid, _ in sorted(ids, key=lambda p: _key(p[1]))]
         rows = {f.id: f for f in s.scalars(select(Frame).where(Frame.id.in_(wanted)))} if wanted else {}
-        return run, [rows[i] for i in wanted]
+    total_steps = run.total_steps if run else 0
+
+    def encode(row: Frame) -> str:
+        return sse(row.event_id, "frame", protocol.reader_json(frame_event(row, total_steps)))
+
+    return [(row.event_id, ENCODED.get(run_id, row.event_id, lambda: encode(row))) for row in map(rows.get, wanted)]
 
 
 class EncodedFrames:
     """SSE text of the frames a process relayed lately, by (run, entry id): every viewer of a run
-    gets the same frame, so it is parsed and written out once per process, not once per viewer."""
+    gets the same frame, so it is parsed and written out once per process, not once per viewer.
+    Built off the event loop (a large frame takes a millisecond or two), hence the lock."""
 
     def __init__(self, keep: int = 256):
-        self.keep, self.texts = keep, OrderedDict()
+        self.keep, self.texts, self.lock = keep, OrderedDict(), threading.Lock()
 
     def get(self, run_id: str, event_id: str, build) -> str:
         key = (run_id, event_id)
-        text = self.texts.get(key)
+        with self.lock:
+            text = self.texts.get(key)
         if text is None:
-            text = self.texts[key] = build()
-            if len(self.texts) > self.keep:
-                self.texts.popitem(last=False)
+            text = build()
+            with self.lock:
+                self.texts[key] = text
+                if len(self.texts) > self.keep:
+                    self.texts.popitem(last=False)
         return text
 
 
@@ -84,13 +93,12 @@ class Relay:
         self.sessions = request.app.state.sessions
 
     async def from_store(self, before: str | None = None) -> AsyncIterator[str]:
-        """Stored frames after the cursor (and before `before`); moves the cursor."""
-        run, frames = await asyncio.to_thread(_stored_after, self.sessions, self.run_id, self.cursor, before)
-        total_steps = run.total_steps if run else 0
-        for row in frames:
-            self.cursor = row.event_id
-            yield ENCODED.get(self.run_id, row.event_id, lambda: sse(
-                row.event_id, "frame", protocol.reader_json(frame_event(row, total_steps))))
+        """Stored frames after the cursor (and before `before`), read and encoded off the event loop;
+        moves the cursor."""
+        frames = await asyncio.to_thread(_stored_after, self.sessions, self.run_id, self.cursor, before)
+        for event_id, text in frames:
+            self.cursor = event_id
+            yield text
 
     async def final_status(self) -> str | None:
         """The terminal status from the store, if the run has ended."""
@@ -104,13 +112,13 @@ class Relay:
         event = protocol.StatusEvent(status=run.status, time=when, error=run.error)
         return sse(run.last_event_id or self.cursor, "status", protocol.reader_json(event))
 
-    def frame_event(self, fields: dict) -> str:
+    def live_frame(self, fields: dict, event_id: str) -> str:
         """A live frame entry as SSE; a malformed one becomes a comment line (skipped by EventSource)."""
         try:
-            return sse(self.cursor, "frame", protocol.reader_json(protocol.read_entry(fields, self.cursor)))
+            return sse(event_id, "frame", protocol.reader_json(protocol.read_entry(fields, event_id)))
         except protocol.MalformedEvent as exc:
-            log.error("events %s: entry %s skipped: %s", self.run_id, self.cursor, exc)
-            return f": entry {self.cursor} skipped (malformed)\n\n"
+            log.error("events %s: entry %s skipped: %s", self.run_id, event_id, exc)
+            return f": entry {event_id} skipped (malformed)\n\n"
 
     async def events(self) -> AsyncIterator[str]:
         yield ": connected\n\n"
@@ -158,7 +166,8 @@ class Relay:
                 for event_id, fields in reply[0][1]:
                     self.cursor = event_id.decode()
                     if fields.get(b"type") == b"frame":
-                        yield ENCODED.get(self.run_id, self.cursor, lambda: self.frame_event(fields))
+                        build = lambda f=fields, c=self.cursor: self.live_frame(f, c)  # noqa: E731
+                        yield await asyncio.to_thread(ENCODED.get, self.run_id, self.cursor, build)
                         continue
                     try:
                         event = protocol.read_entry(fields, self.cursor)
