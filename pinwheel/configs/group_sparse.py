@@ -112,14 +112,14 @@ class GroupSparseConfig(Strict):
 TOPOGRAPHIC_PRESET = {
     "id": "topographic-natural",
     "title": "Topographic map on natural images",
-    "description": "1,296 units on a 36×36 torus with overlapping Gaussian pools (3×3, σ = 0.7, one per unit; after "
+    "description": "576 units on a 24×24 torus with overlapping Gaussian pools (3×3, σ = 0.7, one per unit; after "
                    "Kavukcuoglu et al. 2009): localised edge filters whose orientation changes smoothly across the "
-                   "torus, which holds several column periods (docs/pinwheels.md).",
+                   "torus, which holds about two column periods (docs/pinwheels.md).",
     "config": {
-        "model": {"kind": "group_sparse", "units": 1296, "lam": 0.3, "lam_warmup_steps": 500,
+        "model": {"kind": "group_sparse", "units": 576, "lam": 0.3, "lam_warmup_steps": 500,
                   "groups": {"kind": "torus_2d", "pool": 3, "stride": 1, "gaussian_sigma": 0.7}},
         "data": {"kind": "natural_patches", "patch_size": 12},
-        "train": {"steps": 4000, "batch_size": 64, "lr": 3e-3},
+        "train": {"steps": 3000, "batch_size": 256, "lr": 3e-3},
     },
 }
 
