@@ -35,8 +35,8 @@ def test_invalid_configs_are_refused_naming_the_field(config, field):
 # ---- end to end: every preset, tiny -----------------------------------------------------------------
 
 TINY = {
-    "conv-stack": ({"model": {"steps_per_layer": 6, "probe_train": 200, "probe_every_steps": 4},  # a probe every frame
-                    "data": {"train_size": 300, "test_size": 100}},
+    "conv-stack": ({"model": {"steps_per_layer": 6, "probe_train": 100, "probe_every_steps": 8},  # probes at 0 and 8
+                    "data": {"train_size": 150, "test_size": 60}},
                    {"W_e_1", "W_d_1", "b_1", "g_1", "W_e_2", "W_d_2", "b_2", "g_2"}),
     "pinwheels-local": ({"model": {"grid": 6, "anneal_steps": 5}, "data": {"image_size": 12, "pool_size": 100}},
                         {"W_e", "W_d", "b", "grid_shape", "positions", "receptive_field"}),
