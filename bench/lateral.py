@@ -13,7 +13,7 @@ within / across branches and orientation agreement, each next to its random-rela
 to a shuffled-grid control. The same code numbers on training patches are reported apart, labelled.
 
 Held-out patches: the run's x_test, from held-out regions of the photographs that training never draws.
-Writes bench/results/lateral.json and docs/figures/lateral_*.png.
+Writes bench/results/lateral.json and docs/figures/lateral_*.png (--quick / --steps: lateral_quick.json, no figures).
 """
 from __future__ import annotations
 
@@ -86,9 +86,12 @@ def inhibition_fields(s: np.ndarray, side: int, units: list[int], cell: int = 8)
     return Image.fromarray(out)
 
 
-def measure(preset_id: str, steps: int | None, seed: int = 0, save_weights: Path | None = None) -> dict:
-    cfg = RunConfig.model_validate(deep_merge(preset_by_id(preset_id)["config"],
-                                              {"train": {"steps": steps}} if steps else {}))
+def measure(preset_id: str, steps: int | None, seed: int = 0, save_weights: Path | None = None,
+            fixed_s: bool = False, figures: bool = True) -> dict:
+    override = {"train": {"steps": steps}} if steps else {}
+    if fixed_s:  # the ablation: the same run with S left at its start
+        override["model"] = {"learn_S": False}
+    cfg = RunConfig.model_validate(deep_merge(preset_by_id(preset_id)["config"], override))
     tc = cfg.train
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
@@ -117,7 +120,7 @@ def measure(preset_id: str, steps: int | None, seed: int = 0, save_weights: Path
         out["branch"] = control
         out["depth_profile"] = T.depth_profile(filters, model.parents)
         order = tree_order(list(model.parents))
-        out["figures"] = [save(tree_image(filters, model.parents), "lateral_tree.png"),
+        out["figures"] = [] if not figures else [save(tree_image(filters, model.parents), "lateral_tree.png"),
                           save(s_matrix_image(s, order), "lateral_tree_S.png"),
                           save(s_matrix_image(s0, order), "lateral_tree_S_start.png")]
     else:
@@ -127,7 +130,7 @@ def measure(preset_id: str, steps: int | None, seed: int = 0, save_weights: Path
         summary = T.summarise(omap, wrap=True, pins=pins).as_dict()
         out["map"] = {**summary, "periods_across_grid": side / summary["spacing"],
                       "shuffled_grid": L.grid_shuffle_control(filters, model.grid, wrap=True, seed=seed)}
-        out["figures"] = [save(atlas(filters, side), "lateral_2d_filters.png", 2),
+        out["figures"] = [] if not figures else [save(atlas(filters, side), "lateral_2d_filters.png", 2),
                           save(orientation_image(omap, pins), "lateral_2d_map.png"),
                           save(inhibition_fields(s, side, [0, side * side // 2 + side // 2]), "lateral_2d_S_rows.png"),
                           save(s_matrix_image(s, list(range(side * side)), cell=2), "lateral_2d_S.png")]
@@ -136,25 +139,30 @@ def measure(preset_id: str, steps: int | None, seed: int = 0, save_weights: Path
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--quick", action="store_true", help=f"{QUICK_STEPS} training steps each (smoke run)")
+    ap.add_argument("--quick", action="store_true", help=f"{QUICK_STEPS} training steps each (smoke run; "
+                    "results to lateral_quick.json, no figures)")
     ap.add_argument("--only", choices=["lateral-tree", "lateral-2d"])
     ap.add_argument("--steps", type=int, help="training steps (default: the preset's)")
+    ap.add_argument("--fixed-s", action="store_true", help="ablation: S not learned (results under '<preset>/S-fixed', "
+                    "no figures)")
     ap.add_argument("--save-weights", type=Path, help="folder for each trained model's weights (<preset>.npz, with S_start)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     steps = args.steps or (QUICK_STEPS if args.quick else None)
-    out_path = ROOT / "bench" / "results" / "lateral.json"
+    out_path = ROOT / "bench" / "results" / ("lateral_quick.json" if args.quick or args.steps else "lateral.json")
     results = json.loads(out_path.read_text()) if args.only and out_path.exists() else {}
+    keys = []
     for pid in ("lateral-tree", "lateral-2d"):
         if args.only in (None, pid):
-            results[pid] = measure(pid, steps, save_weights=args.save_weights)
+            key = f"{pid}/S-fixed" if args.fixed_s else pid
+            results[key] = measure(pid, steps, save_weights=args.save_weights, fixed_s=args.fixed_s,
+                                   figures=not (args.quick or args.fixed_s or args.steps))
+            keys.append(key)
     results["machine"] = f"{platform.machine()} CPU, 1 torch thread{' (--quick)' if args.quick else ''}"
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(json.dumps(results, indent=1))
-    for pid in ("lateral-tree", "lateral-2d"):
-        r = results.get(pid)
-        if not r:
-            continue
+    for pid in keys:
+        r = results[pid]
         h, t, s = r["held_out"], r["training"], r["S"]
         print(f"== {pid}: {r['steps']} steps in {r['wall_s']} s (load {r['load_before']} → {r['load_after']}); {r['held_out_note']}")
         print(f"  held-out: active/patch {h['active_per_patch']:.2f}, ever active {h['ever_active_share']:.1%}, "
