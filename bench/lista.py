@@ -23,10 +23,10 @@ import argparse
 import json
 import math
 import os
+import sys
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 from PIL import Image
 
@@ -107,6 +107,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=None, help="training steps per encoder (default 600)")
     parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated subset of " + ", ".join(VARIANTS))
     parser.add_argument("--max-T", type=int, default=16)
+    parser.add_argument("--Ts", default=None, help="comma-separated T values instead of 1…max-T (a side run)")
+    parser.add_argument("--out", default=None, help="write the JSON here instead of bench/results/lista.json")
     args = parser.parse_args()
     variants = [v for v in args.variants.split(",") if v]
     if bad := [v for v in variants if v not in VARIANTS]:
@@ -116,6 +118,9 @@ def main() -> None:
     quick = args.quick
     steps = args.steps or (60 if quick else 600)
     Ts = [1, 2, 4] if quick else list(range(1, args.max_T + 1))
+    if args.Ts:
+        Ts = [int(t) for t in args.Ts.split(",")]
+    side_run = bool(args.Ts or args.steps or args.out or args.variants != ",".join(VARIANTS))
     held_n, opt_its, max_fista = (500, 300, 300) if quick else (2_000, 1_000, 1_000)
 
     t = time.monotonic()
@@ -134,7 +139,7 @@ def main() -> None:
     L = inference.lipschitz(W)
     for T in Ts:
         for variant in variants:
-            if variant == "lista_cp" and not quick and T not in CP_TS:
+            if variant == "lista_cp" and not quick and not args.Ts and T not in CP_TS:
                 continue  # LISTA-CP trains like untied LISTA (T·n·m weights) and lands with plain LISTA: 5 T's
             t = time.monotonic()
             enc = train_encoder(variant, W, x_train, lam, T, steps)
@@ -165,7 +170,7 @@ def main() -> None:
                   f"{row['encode_ms']:.1f} ms vs {row['fista_matched_ms']:.1f} ms | train {train_s:.0f} s", flush=True)
 
     result = {
-        "command": "PYTHONPATH=. python bench/lista.py" + (" --quick" if quick else ""),
+        "command": " ".join(["PYTHONPATH=. python bench/lista.py", *sys.argv[1:]]),
         "dictionary": {"units": W.shape[1], "patch": 8, "lam": lam, "steps": 100 if quick else 800, "seconds": round(dict_s, 1),
                        "mutual_coherence": coherence, "lipschitz": L,
                        "optimum_active_units": float((z_star != 0).float().sum(1).mean())},
@@ -180,10 +185,12 @@ def main() -> None:
         "load_before": [round(v, 2) for v in load_before], "load_after": [round(v, 2) for v in os.getloadavg()],
         "torch_threads": torch.get_num_threads(),
     }
-    if not quick:
+    if args.out:
+        Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+    elif quick or side_run:  # a smoke or side run does not overwrite the measured table
+        (OUT.parent / "lista_side.json.tmp").write_text(json.dumps(result, indent=1) + "\n")
+    else:
         OUT.write_text(json.dumps(result, indent=1) + "\n")
-    else:  # a smoke run does not overwrite the measured numbers
-        (OUT.parent / "lista_quick.json.tmp").write_text(json.dumps(result, indent=1) + "\n")
     print("best ratio per T:", {T: max((r["ratio_energy"] or 0) for r in rows if r["T"] == T) for T in Ts})
     print(f"wall {result['wall_seconds']} s, load {result['load_before']} -> {result['load_after']}")
 
