@@ -15,7 +15,8 @@
    then the fewest FISTA iterations k (exact step 1/L) reaching each: ratio = k / T.
 5. Wall time: the encoder's forward pass on the 2,000 patches next to FISTA's k iterations, in one run.
 
-Writes bench/results/lista.json and docs/figures/lista_dictionary.png; prints the table.
+Writes bench/results/lista.json and docs/figures/lista_dictionary.png (a full run only; --quick and side
+runs write bench/results/lista_side.json.tmp or --out); prints the table.
 """
 from __future__ import annotations
 
@@ -126,7 +127,6 @@ def main() -> None:
     t = time.monotonic()
     cfg, W, x_train, = learn_dictionary(100 if quick else 800)
     lam, dict_s = cfg.model.lam, time.monotonic() - t
-    Image.fromarray(atlas(W.T.reshape(-1, 8, 8).numpy(), 16)).resize((16 * 9 * 4, 8 * 9 * 4), Image.NEAREST).save(FIG)
     x = torch.from_numpy(natural.heldout_patches(8, held_n, seed=12345).reshape(held_n, -1))
     z_star = inference.fista(x.double(), W.double(), lam, opt_its).float()
     curves = fista_curves(x, W, lam, z_star, max_fista)
@@ -189,8 +189,9 @@ def main() -> None:
         Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
     elif quick or side_run:  # a smoke or side run does not overwrite the measured table
         (OUT.parent / "lista_side.json.tmp").write_text(json.dumps(result, indent=1) + "\n")
-    else:
+    else:  # the measured table, and the dictionary it was measured on
         OUT.write_text(json.dumps(result, indent=1) + "\n")
+        Image.fromarray(atlas(W.T.reshape(-1, 8, 8).numpy(), 16)).resize((16 * 9 * 4, 8 * 9 * 4), Image.NEAREST).save(FIG)
     print("best ratio per T:", {T: max((r["ratio_energy"] or 0) for r in rows if r["T"] == T) for T in Ts})
     print(f"wall {result['wall_seconds']} s, load {result['load_before']} -> {result['load_after']}")
 
