@@ -3,7 +3,7 @@
 // axis title that says which; one colour per metric name everywhere; optional smoothing (an EMA);
 // extended in place as frames arrive; a vertical line marks the timeline's cursor; CSV of every point.
 import { el } from "./dom.js";
-import { GROUPS, PLOT_CONFIG, cursorShapes, forAxis, groupOf, logTicks, metricColor, metricsLayout, smooth } from "./plot_layout.js";
+import { GROUPS, PLOT_CONFIG, forAxis, groupOf, logTicks, metricColor, metricsLayout, smooth } from "./plot_layout.js";
 
 export const SMOOTHING = [[0, "no smoothing"], [0.6, "smoothing 0.6"], [0.9, "smoothing 0.9"], [0.97, "smoothing 0.97"]];
 
@@ -34,8 +34,12 @@ export class Curves {
       toggle.textContent = c.log ? "log" : "linear";
       this.draw(c);
     });
+    // the timeline's cursor: a line over the plot, moved without a Plotly redraw (a scrub moves it
+    // many times a second; a relayout of every chart each time is what made scrubbing slow)
+    c.cursorEl = el("div", { class: "curve-cursor", hidden: "" });
     c.box = el("div", { class: "curve-chart", "data-curve-group": group.id },
-      el("div", { class: "curve-head" }, el("span", { class: "muted" }, group.label), toggle), div);
+      el("div", { class: "curve-head" }, el("span", { class: "muted" }, group.label), toggle),
+      el("div", { class: "curve-stage" }, div, c.cursorEl));
     // charts in GROUPS order whatever order their metrics arrive in
     const after = GROUPS.slice(GROUPS.indexOf(group) + 1).map((g) => this.charts.get(g.id)?.box).find(Boolean);
     this.root.insertBefore(c.box, after ?? null);
@@ -55,11 +59,13 @@ export class Curves {
   draw(c) { // the whole chart (first draw, a scale switch, a new smoothing)
     if (typeof Plotly === "undefined") return;
     const traces = this.traces(c);
-    const layout = metricsLayout({ yTitle: c.group.label, log: c.log, cursor: this.cursor, values: traces.flatMap((t) => t.y) });
+    const layout = metricsLayout({ yTitle: c.group.label, log: c.log, values: traces.flatMap((t) => t.y) });
     c.ticks = JSON.stringify(layout.yaxis.dtick ?? null);
     layout.uirevision = c.log ? "log" : "linear"; // a zoom is kept while frames arrive, not across a scale switch
     Plotly.react(c.div, traces, layout, PLOT_CONFIG);
+    if (!c.ready) c.div.on?.("plotly_afterplot", () => this.placeCursor(c)); // zoom, pan, resize, new points
     c.ready = true;
+    this.placeCursor(c);
     c.box.dataset.scale = c.log ? "log" : "linear";
   }
 
@@ -75,7 +81,11 @@ export class Curves {
     for (const p of pts) for (const n of Object.keys(p.metrics)) {
       if (typeof p.metrics[n] !== "number" && p.metrics[n] !== null) continue;
       const c = this.chart(groupOf(n));
-      if (!c.names.includes(n)) { c.names.push(n); fresh.add(c); }
+      if (!c.names.includes(n)) {
+        c.names.push(n);
+        fresh.add(c);
+        c.box.classList.toggle("many", c.names.length > 4); // a chart of many series: the whole width
+      }
     }
     if (typeof Plotly === "undefined") return;
     for (const c of this.charts.values()) {
@@ -100,7 +110,8 @@ export class Curves {
     this.redraw();
   }
 
-  // the timeline's step, drawn as a vertical line (coalesced to one relayout per animation frame)
+  // the timeline's step, drawn as a vertical line over every chart (coalesced to one move per
+  // animation frame)
   setCursor(step, force = false) {
     if (step === this.cursor && !force) return;
     this.cursor = step;
@@ -108,8 +119,20 @@ export class Curves {
     this.cursorQueued = true;
     requestAnimationFrame(() => {
       this.cursorQueued = false;
-      for (const c of this.charts.values()) if (c.ready) Plotly.relayout(c.div, { shapes: cursorShapes(this.cursor) });
+      for (const c of this.charts.values()) this.placeCursor(c);
     });
+  }
+
+  placeCursor(c) {
+    const xa = c.div._fullLayout?.xaxis, ya = c.div._fullLayout?.yaxis;
+    const x = this.cursor == null || !xa ? NaN : xa._offset + xa.l2p(this.cursor);
+    const inside = Number.isFinite(x) && x >= xa._offset - 0.5 && x <= xa._offset + xa._length + 0.5;
+    c.cursorEl.hidden = !inside;
+    if (!inside) return;
+    c.cursorEl.style.left = `${x}px`;
+    c.cursorEl.style.top = `${ya._offset}px`;
+    c.cursorEl.style.height = `${ya._length}px`;
+    c.box.dataset.cursor = this.cursor;
   }
 
   csv() {

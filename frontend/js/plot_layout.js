@@ -89,7 +89,7 @@ export function metricsLayout({ yTitle, log, xTitle = "step", cursor = null, hei
     modebar: { orientation: "v", bgcolor: "rgba(0,0,0,0)", color: fg },
     xaxis: { title: { text: xTitle, standoff: 6 }, gridcolor: grid, zeroline: false, automargin: true },
     yaxis: {
-      title: { text: `${yTitle} (${log ? "log" : "linear"} axis)` }, type: log ? "log" : "linear", gridcolor: grid,
+      title: { text: `${log ? "log" : "linear"} axis: ${yTitle}` }, type: log ? "log" : "linear", gridcolor: grid,
       automargin: true, zeroline: false, exponentformat: "e",
       ...(log ? { tickformat: "~g", ...logTicks(values) } : { nticks: 7 }),
     },

@@ -7,7 +7,7 @@ import { el } from "./dom.js";
 
 // what each number was measured on
 const BASIS = {
-  test: (c) => `held-out test split${c.data?.test_size ? ` (${c.data.test_size} examples)` : ""}`,
+  test: (c) => { const n = c.data?.test_size ?? c.data?.heldout_size; return `held-out test split${n ? ` (${n} examples)` : ""}`; },
   train: () => "training batches (mean since the previous frame)",
   probeBatch: () => "fixed probe batch of training examples",
   weights: () => "learned filters (no data)",
@@ -38,7 +38,8 @@ function topographic(m, panels, c) {
   const layout = tm.layout === "positions" ? "fields on the image" : `${tm.rows}×${tm.cols} grid`;
   return {
     headline: `Orientation map on the ${layout}: smoothness ${num(tm.smoothness)} (1 = neighbours agree, 0 = random), `
-      + `${tm.n_pinwheels} pin-wheels, density ρ ${num(tm.rho)} per Λ² (π ≈ 3.14 in cortex).`,
+      + `${tm.n_pinwheels} pin-wheels, `
+      + (tm.rho == null ? `density ρ not measured (${tm.rho_note ?? "no value"}).` : `density ρ ${num(tm.rho)} per Λ² (π ≈ 3.14 in cortex).`),
     rows: present([panelRow(panels, "topographic_map.smoothness", "map smoothness ⟨cos 2Δθ⟩", "weights"),
       panelRow(panels, "topographic_map.n_pinwheels", "pin-wheels", "weights", (v) => String(v)),
       panelRow(panels, "topographic_map.rho", "pin-wheel density ρ (per Λ²)", "weights")]),
@@ -75,7 +76,7 @@ const FAMILIES = {
     const e = (v) => num(v, 4); // energies differ in the third digit: four keep LISTA and FISTA apart
     // the energies are measured on the test split where the data has one, else on the fixed probe
     // batch, which is drawn from the training data (pinwheel/models/lista.py frame_metrics)
-    const on = c.data?.test_size ? "test" : "probeBatch";
+    const on = c.data?.test_size || c.data?.heldout_size ? "test" : "probeBatch";
     const rows = present([
       metricRow(m, "heldout_energy_lista_T", `LISTA energy after ${t} steps`, on, e),
       metricRow(m, "heldout_energy_fista_T", `FISTA energy after ${t} steps`, on, e),

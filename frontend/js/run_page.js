@@ -66,18 +66,17 @@ export class RunPage {
   async load() {
     this.run = await api.run(this.id);
     this.build();
-    let from = 0, cursor = null, last = null;
+    let from = 0, last = null;
     for (;;) { // page through the metric history (no images)
       const page = await api.frames(this.id, { panels: false, from_step: from, limit: 5000 });
-      this.curves.append(page.frames);
-      for (const f of page.frames) { this.steps.push(f.step); this.times.set(f.step, f.time); cursor = f.event_id; last = f; }
+      last = this.addFrames(page.frames) ?? last;
       if (page.next_from_step == null) break;
       from = page.next_from_step;
     }
     if (last && last.step >= this.run.step) this.results.update({ metrics: last.metrics, step: last.step });
     this.updateSlider();
     if (this.steps.length) this.show(this.steps.length - 1);
-    if (isActive(this.run.status)) this.listen(cursor ?? "0-0");
+    if (isActive(this.run.status)) this.listen(last?.event_id ?? "0-0");
     document.addEventListener("keydown", this.onKey);
   }
 
@@ -271,18 +270,30 @@ export class RunPage {
     if (fn) { ev.preventDefault(); fn(); }
   }
 
+  // Frames from the history (GET /frames) and from the event stream have one shape (pinwheel/
+  // protocol.py Frame: step, time, wall_time, total_steps, event_id, metrics, and panels unless the
+  // history was asked without them). New ones join the timeline and the curves; a replayed
+  // duplicate (a step the page has) is dropped. Returns the newest frame taken, or null.
+  addFrames(frames) {
+    const fresh = frames.filter((f, i) => f.step > (i ? frames[i - 1].step : this.steps.at(-1) ?? -Infinity));
+    if (!fresh.length) return null;
+    for (const f of fresh) {
+      this.steps.push(f.step);
+      this.times.set(f.step, f.time);
+      if (f.panels) this.cache.put(f.step, f.panels);
+    }
+    this.curves.append(fresh);
+    return fresh.at(-1);
+  }
+
   // ---- live ---------------------------------------------------------------------------------
   listen(cursor) {
     this.source = new EventSource(api.authUrl(`/api/runs/${this.id}/events?after=${cursor}`));
     this.source.addEventListener("frame", (ev) => {
       const frame = JSON.parse(ev.data);
       if (this.run.status === QUEUED) this.setStatus(RUNNING);
-      if (this.steps.length && frame.step <= this.steps.at(-1)) return; // a replayed duplicate
-      this.steps.push(frame.step);
-      this.times.set(frame.step, frame.time);
-      this.cache.put(frame.step, frame.panels);
+      if (!this.addFrames([frame])) return;
       this.updateSlider();
-      this.curves.append([frame]);
       this.results.update({ metrics: frame.metrics, step: frame.step, panels: frame.panels, panelsStep: frame.step });
       this.updateHeader(frame.step, frame.total_steps, frame.wall_time);
       if (this.following) this.show(this.steps.length - 1);

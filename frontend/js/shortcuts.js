@@ -8,7 +8,7 @@ const KEYS = [
   [["Space"], "play / pause"],
   [["L"], "live: follow the newest frame"],
   [["?"], "show this list"],
-  [["Esc"], "close this list"],
+  [["Esc"], "close this list, or an enlarged panel (⤢ Enlarge on each panel)"],
 ];
 
 let overlay = null;

@@ -63,6 +63,8 @@ def runs(stack):
 
 def open_run(page, url, run, kinds=None):
     page.goto(f"{url}/#/runs/{run['id']}")
+    # this run's page, not the one before it (a hash change: the old page lingers a moment)
+    page.wait_for_function("t => document.querySelector('.run-head h2')?.textContent === t", arg=run["title"], timeout=30_000)
     for kind in kinds or run["panels"]:
         page.wait_for_function(f"s => +document.querySelector('canvas[data-panel={kind}]')?.dataset.drawnStep === s",
                                arg=run["step"], timeout=60_000)
@@ -78,7 +80,7 @@ def test_curves_one_chart_per_group_log_toggle_smoothing(stack, page, runs, arti
     open_run(page, stack["url"], run)
     traces = page.evaluate(TRACES, ".curves")
     groups = {t["group"]: (t["axis"], t["title"]) for t in traces}
-    assert groups["loss"] == ("log", "loss terms and energies (log axis)"), groups  # the axis says its scale
+    assert groups["loss"] == ("log", "log axis: loss terms and energies"), groups  # the axis says its scale
     assert groups["rates"][0] == "linear" and "linear axis" in groups["rates"][1], groups
     assert {t["name"] for t in traces if t["group"] == "rates"} >= {"active_fraction"}
     assert "reconstruction" in {t["name"] for t in traces if t["group"] == "loss"}
@@ -119,6 +121,11 @@ def test_curves_one_chart_per_group_log_toggle_smoothing(stack, page, runs, arti
     # tick labels are numbers, not the "2 5" digits Plotly puts between decades
     ticks = page.evaluate("() => [...document.querySelectorAll('.curves[data-group=loss] .ytick text')].map(t => t.textContent)")
     assert ticks and all(len(t) > 1 or t not in "23456789" for t in ticks), ticks
+    # the timeline's cursor is drawn on every chart, at the step the timeline shows
+    page.keyboard.press("Home")
+    page.wait_for_function("s => [...document.querySelectorAll('.curve-chart')].every(c => +c.dataset.cursor === s"
+                           " && !c.querySelector('.curve-cursor').hidden)", arg=run["steps"][0], timeout=20_000)
+    page.keyboard.press("End")
     page.locator(".curves-panel").screenshot(timeout=120_000, path=str(artifacts_dir / "curves_groups.png"))
 
 

@@ -35,7 +35,7 @@ RUNS = {
 }
 # the row that carries each family's headline number, and the label it must wear
 HEADLINE = {"topographic": ("topographic_map.smoothness", "weights"), "tree": ("tree_inhibition.matrix.nonzero_share", "weights"),
-            "lista": ("heldout_energy_lista_T", "training"), "drsae": ("test_error", "held-out"),
+            "lista": ("heldout_energy_lista_T", "held-out"), "drsae": ("test_error", "held-out"),
             "conv": (None, "held-out"), "local": ("topographic_map.smoothness", "weights")}  # conv: the best probe on the stack's features
 
 

@@ -106,7 +106,9 @@ def test_every_panel_draws_real_data(stack, page, finished_run, artifacts_dir):
     tm = pixels(page, "topographic_map")
     assert tm["coloured"] > 0.5 * tm["w"] * tm["h"] and tm["hues"] > 20  # hue-coded orientations
     stats = page.locator("[data-info=topographic_map]").inner_text()
-    assert "Λ" in stats and "ρ" in stats and "π" in stats and "pin-wheels" in stats
+    assert "Λ" in stats and "ρ" in stats and "pin-wheels" in stats
+    # ρ beside π where the map spans enough periods; otherwise the producer's note in its place
+    assert "π" in stats or "too few periods" in stats, stats
     ga = pixels(page, "group_activations")
     assert ga["hues"] > 5 and "all-zero" in page.locator("[data-info=group_activations]").inner_text()
     rec = pixels(page, "reconstructions")

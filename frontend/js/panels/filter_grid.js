@@ -106,7 +106,7 @@ export function create(container) {
   const which = el("div", { class: "toggle" });
   const labels = el("div", { class: "layer-labels", style: "position:absolute;inset:0;pointer-events:none" });
   const stage = el("div", { style: "position:relative" }, canvas, labels);
-  const state = { canvas, hover, labels, payload: null, token: 0, view: "decoder", buttons: {} };
+  const state = { canvas, hover, labels, payload: null, token: 0, view: "decoder", buttons: {}, up: 1 };
   for (const v of ["decoder", "encoder"]) {
     const b = el("button", { "data-view": v, class: v === state.view ? "on" : "" }, v);
     b.addEventListener("click", () => {
@@ -121,8 +121,8 @@ export function create(container) {
   canvas.addEventListener("mousemove", (ev) => {
     const p = state.payload;
     if (!p) return;
-    const [x, y] = canvasPoint(canvas, ev);
-    const unit = unitAt(p, x, y);
+    const [cx, cy] = canvasPoint(canvas, ev);
+    const unit = unitAt(p, cx / state.up, cy / state.up);
     if (unit >= 0) hover.textContent = hoverText(p, unit);
   });
   return state;
@@ -138,12 +138,18 @@ export async function render(state, payload) {
   const img = await decodePng(b64);
   if (token !== state.token) return;
   const { canvas } = state;
-  const ctx = fit(canvas, img.width, img.height);
-  ctx.drawImage(img, 0, 0);
-  if (payload.layout?.type === "tree" && payload.tiles) { // edges from each node to its parent
+  const tree = payload.layout?.type === "tree" && payload.tiles;
+  // a tree's edges are drawn over the atlas at 3× its pixels: thin lines between the tiles, not
+  // bands one atlas pixel wide blown up by the page
+  state.up = tree ? 3 : 1;
+  const ctx = fit(canvas, img.width * state.up, img.height * state.up);
+  ctx.imageSmoothingEnabled = false;
+  ctx.drawImage(img, 0, 0, img.width * state.up, img.height * state.up);
+  if (tree) { // edges from each node to its parent
     const [h, w] = payload.tile;
-    ctx.strokeStyle = "rgba(120,170,255,0.8)";
-    ctx.lineWidth = 1;
+    ctx.scale(state.up, state.up);
+    ctx.strokeStyle = "rgba(120,170,255,0.7)";
+    ctx.lineWidth = 1 / state.up;
     ctx.beginPath();
     payload.layout.parents.forEach((parent, node) => {
       if (parent < 0) return;
