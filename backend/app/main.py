@@ -34,7 +34,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         reaper = Reaper(settings, app.state.sessions, app.state.queue) if settings.run_reaper else None
         if reaper is not None:
             reaper.start()
-        liveness = external.LivenessWatch(settings.redis_url, app.state.sessions)  # silent external runs end failed
+        liveness = external.LivenessWatch(settings.redis_url, app.state.sessions,  # silent external runs end failed
+                                          settings.external_stale_seconds)
         liveness.start()
         yield
         for thread in (persister, reaper, liveness):

@@ -44,6 +44,8 @@ class Settings(PathSettings):
     max_json_body_bytes: int = Field(1024 * 1024, ge=1024, description="largest JSON request body (413 above)")
     max_active_runs_per_member: int = Field(20, ge=1, description="queued + running runs one launcher may have "
                                             "(429 above)")
+    external_stale_seconds: float = Field(600.0, gt=0, description="an external run (pinwheel.log) whose client "
+                                          "is silent this long ends failed")
     max_run_seconds: int = Field(24 * 3600, ge=10, description="a run still going after this long ends "
                                  "'failed: time limit' (Celery soft/hard time limits)")
 

@@ -50,11 +50,6 @@ STREAM_MAXLEN = 20_000  # as the worker's stream cap
 STREAM_TTL_SECONDS = 3_600  # a finished run's stream lingers this long for late SSE readers (as the worker's)
 
 
-def stale_seconds() -> float:
-    """How long a running external run may stay silent before it ends failed (env, so ops can tune it)."""
-    return float(os.environ.get("PINWHEEL_EXTERNAL_STALE_SECONDS", "600"))
-
-
 # --- helpers ---------------------------------------------------------------------------------------
 def _redis(queue) -> redis.Redis:
     return queue.redis
@@ -131,13 +126,13 @@ def _openapi(model: type[BaseModel]) -> dict:
 
 # --- routes ----------------------------------------------------------------------------------------
 @router.post("/runs", status_code=201, response_model=RunOut)
-def start(body: ExternalStart, session: SessionDep, queue: QueueDep, who: WriterDep) -> RunOut:
+def start(body: ExternalStart, session: SessionDep, queue: QueueDep, who: WriterDep, settings: SettingsDep) -> RunOut:
     """A running run whose frames the caller will post; its page exists at once."""
     run_id = uuid.uuid4().hex
     client = _redis(queue)
     try:
         ensure_group(client, run_id)  # before the first entry, as a launch does
-        client.set(external_alive_key(run_id), 1, ex=max(1, int(stale_seconds())))
+        client.set(external_alive_key(run_id), 1, ex=max(1, int(settings.external_stale_seconds)))
     except redis.RedisError as exc:
         raise _unavailable(exc) from None
     now = utcnow()
@@ -158,7 +153,8 @@ def start(body: ExternalStart, session: SessionDep, queue: QueueDep, who: Writer
 
 
 @router.post("/runs/{run_id}/frames", response_model=Control, openapi_extra=_openapi(ExternalFrame))
-async def post_frame(run_id: str, request: Request, session: SessionDep, queue: QueueDep, who: WriterDep) -> Control:
+async def post_frame(run_id: str, request: Request, session: SessionDep, queue: QueueDep, who: WriterDep,
+                     settings: SettingsDep) -> Control:
     """One frame → the run's stream. Answers whether the loop should stop (cancelled, or ended)."""
     run = _own_external_run(run_id, session, who)
     frame = await _json_body(request, ExternalFrame, MAX_FRAME_BYTES)
@@ -171,21 +167,21 @@ async def post_frame(run_id: str, request: Request, session: SessionDep, queue: 
             step=frame.step, total_steps=frame.total_steps if frame.total_steps is not None else run.total_steps,
             wall_time=frame.wall_time, time=frame.time or time.time(), metrics=frame.metrics,
             panels=frame.panels.model_dump(exclude_none=True)))
-        client.set(external_alive_key(run.id), 1, ex=max(1, int(stale_seconds())))
+        client.set(external_alive_key(run.id), 1, ex=max(1, int(settings.external_stale_seconds)))
     except redis.RedisError as exc:
         raise _unavailable(exc) from None
     return control
 
 
 @router.get("/runs/{run_id}/control", response_model=Control)
-def control(run_id: str, session: SessionDep, queue: QueueDep, who: WriterDep) -> Control:
+def control(run_id: str, session: SessionDep, queue: QueueDep, who: WriterDep, settings: SettingsDep) -> Control:
     """A heartbeat while the loop posts no frames; says whether it should stop."""
     run = _own_external_run(run_id, session, who)
     client = _redis(queue)
     try:
         out = _control(client, run)
         if out.status not in TERMINAL_STATUSES:
-            client.set(external_alive_key(run.id), 1, ex=max(1, int(stale_seconds())))
+            client.set(external_alive_key(run.id), 1, ex=max(1, int(settings.external_stale_seconds)))
     except redis.RedisError as exc:
         raise _unavailable(exc) from None
     return out
@@ -240,8 +236,8 @@ async def put_weights(run_id: str, request: Request, session: SessionDep, queue:
 
 
 # --- liveness --------------------------------------------------------------------------------------
-def end_silent_runs(client: redis.Redis, sessions) -> list[str]:
-    """Every running external run whose client has not called for stale_seconds() ends failed."""
+def end_silent_runs(client: redis.Redis, sessions, limit: float) -> list[str]:
+    """Every running external run whose client has not called for `limit` seconds ends failed."""
     with sessions() as s:
         running = s.execute(select(Run.id, Run.provenance).where(Run.status == "running")).all()
     ended = []
@@ -252,7 +248,6 @@ def end_silent_runs(client: redis.Redis, sessions) -> list[str]:
             continue  # another web process is ending it
         if _stream_ended(client, run_id):
             continue
-        limit = stale_seconds()
         _publish(client, run_id, protocol.StatusEvent(status="failed", time=time.time(),
                                                       error=f"external: no word from the client for {limit:g} s "
                                                             "(its process stopped without run.finish())"))
@@ -262,20 +257,20 @@ def end_silent_runs(client: redis.Redis, sessions) -> list[str]:
 
 
 class LivenessWatch(threading.Thread):
-    def __init__(self, redis_url: str, sessions):
+    def __init__(self, redis_url: str, sessions, stale_seconds: float):
         super().__init__(name="external-liveness", daemon=True)
         self.redis = redis.Redis.from_url(redis_url, socket_connect_timeout=2, socket_timeout=5)
-        self.sessions = sessions
+        self.sessions, self.stale_seconds = sessions, stale_seconds
         self.stopping = threading.Event()
 
     def stop(self) -> None:
         self.stopping.set()
 
     def run(self) -> None:
-        every = min(30.0, max(0.2, stale_seconds() / 4))
+        every = min(30.0, max(0.2, self.stale_seconds / 4))
         while not self.stopping.wait(every):
             try:
-                for run_id in end_silent_runs(self.redis, self.sessions):
+                for run_id in end_silent_runs(self.redis, self.sessions, self.stale_seconds):
                     log.warning("external run %s ended failed: its client went silent", run_id)
             except redis.RedisError as exc:
                 log.warning("external liveness: Redis unreachable (%s)", exc)
