@@ -67,7 +67,7 @@ PINWHEELS_PRESET = {
                    "receptive-field position), each with its own 4×4 receptive field that wraps round the image "
                    "and no shared weights, trained with group sparsity over Gaussian neighbourhoods on the torus "
                    "that shrink from σ = 2.5 to 1.2 (after Gregor & LeCun 2010). No border: every unit is in the "
-                   "map's valid region, which spans about two column periods Λ (see docs/pinwheels.md).",
+                   "map's valid region, which spans 2–3.5 column periods Λ (docs/pinwheels.md: the map is still rough).",
     "config": {
         "model": {"kind": "local_filters", "receptive_field": 4, "grid": 24, "wrap": True, "pool": 5,
                   "pool_sigma": 1.2, "anneal_sigma_from": 2.5, "anneal_steps": 1500, "lam": 0.5,
