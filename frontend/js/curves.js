@@ -5,6 +5,7 @@
 import { el } from "./dom.js";
 import { GROUPS, PLOT_CONFIG, forAxis, groupOf, logTicks, metricColor, metricsLayout, smooth } from "./plot_layout.js";
 
+const LIVE_MS = 400;
 export const SMOOTHING = [[0, "no smoothing"], [0.6, "smoothing 0.6"], [0.9, "smoothing 0.9"], [0.97, "smoothing 0.97"]];
 
 export class Curves {
@@ -13,11 +14,14 @@ export class Curves {
     this.smoothing = 0;
     this.smoothSel = el("select", { id: "curves-smoothing", title: "an exponential moving average of each curve (the CSV keeps the raw values)" },
       ...SMOOTHING.map(([v, t]) => el("option", { value: v }, t)));
-    this.smoothSel.addEventListener("change", () => { this.smoothing = +this.smoothSel.value; this.redraw(); });
+    this.smoothSel.addEventListener("change", () => { this.smoothing = +this.smoothSel.value; this.flush(); this.redraw(); });
     this.charts = new Map(); // group id → {group, box, div, names, log, ready}
     this.points = []; // [{step, wall_time, metrics}], metrics only: small even for long runs
     this.cursor = null;
     this.cursorQueued = false;
+    this.pendingFrom = null; // index of the first point the charts have not drawn
+    this.pendingFresh = new Set(); // charts with a new series since they were drawn
+    this.flushTimer = null;
     container.append(this.root);
   }
 
@@ -32,6 +36,7 @@ export class Curves {
     toggle.addEventListener("click", () => {
       c.log = !c.log;
       toggle.textContent = c.log ? "log" : "linear";
+      this.flush(); // live points waiting for the charts: drawn once, not again after this redraw
       this.draw(c);
     });
     // the timeline's cursor: a line over the plot, moved without a Plotly redraw (a scrub moves it
@@ -71,8 +76,10 @@ export class Curves {
 
   redraw() { for (const c of this.charts.values()) this.draw(c); }
 
-  // points: [{step, wall_time, metrics}] in step order
-  append(points) {
+  // points: [{step, wall_time, metrics}] in step order. `defer`: live frames — the charts take the
+  // new points together at most every LIVE_MS (a Plotly redraw per chart per frame kept a loaded
+  // machine's page busy); the points (and the CSV) have them at once.
+  append(points, { defer = false } = {}) {
     const pts = points.filter((p) => p.metrics && Object.keys(p.metrics).length);
     if (!pts.length) return;
     const before = this.points.length;
@@ -87,7 +94,19 @@ export class Curves {
         c.box.classList.toggle("many", c.names.length > 4); // a chart of many series: the whole width
       }
     }
-    if (typeof Plotly === "undefined") return;
+    this.pendingFrom = Math.min(this.pendingFrom ?? before, before);
+    for (const c of fresh) this.pendingFresh.add(c);
+    if (!defer) this.flush();
+    else this.flushTimer ??= setTimeout(() => this.flush(), LIVE_MS);
+  }
+
+  flush() {
+    clearTimeout(this.flushTimer);
+    this.flushTimer = null;
+    const before = this.pendingFrom, fresh = this.pendingFresh;
+    this.pendingFrom = null;
+    this.pendingFresh = new Set();
+    if (before == null || typeof Plotly === "undefined") return;
     for (const c of this.charts.values()) {
       // a new metric (e.g. a held-out error every N frames), smoothing (each point depends on all
       // before it) or a first draw: the whole chart; otherwise the new points only
@@ -107,6 +126,7 @@ export class Curves {
     const kept = this.points.filter((p) => p.step < step);
     if (kept.length === this.points.length) return;
     this.points = kept;
+    this.pendingFrom = null;
     this.redraw();
   }
 

@@ -274,7 +274,7 @@ export class RunPage {
   // protocol.py Frame: step, time, wall_time, total_steps, event_id, metrics, and panels unless the
   // history was asked without them). New ones join the timeline and the curves; a replayed
   // duplicate (a step the page has) is dropped. Returns the newest frame taken, or null.
-  addFrames(frames) {
+  addFrames(frames, live = false) {
     const fresh = frames.filter((f, i) => f.step > (i ? frames[i - 1].step : this.steps.at(-1) ?? -Infinity));
     if (!fresh.length) return null;
     for (const f of fresh) {
@@ -282,7 +282,7 @@ export class RunPage {
       this.times.set(f.step, f.time);
       if (f.panels) this.cache.put(f.step, f.panels);
     }
-    this.curves.append(fresh);
+    this.curves.append(fresh, { defer: live });
     return fresh.at(-1);
   }
 
@@ -292,7 +292,7 @@ export class RunPage {
     this.source.addEventListener("frame", (ev) => {
       const frame = JSON.parse(ev.data);
       if (this.run.status === QUEUED) this.setStatus(RUNNING);
-      if (!this.addFrames([frame])) return;
+      if (!this.addFrames([frame], true)) return;
       this.updateSlider();
       this.results.update({ metrics: frame.metrics, step: frame.step, panels: frame.panels, panelsStep: frame.step });
       this.updateHeader(frame.step, frame.total_steps, frame.wall_time);
