@@ -76,8 +76,10 @@ def test_cancel_stops_the_run(api):
 
 
 def test_divergence_fails_with_a_reason(api):
-    cfg = {**TINY_RUN["config"], "train": {**TINY_RUN["config"]["train"], "lr": 10.0, "optimizer": "sgd"}, "model": {"lam": 0.0, "units": 64, "groups": {"pool": 4, "stride": 2}}}
-    run = launch(api, config=cfg)
+    # DrSAE's recurrence amplifies a too-large SGD step within a few steps on every seed tried (0-3); the
+    # topographic auto-encoder's ReLUs often die instead of diverging, so it made this test a coin toss
+    cfg = {"train": {"steps": 200, "lr": 10.0, "optimizer": "sgd", "frame_every_steps": 20}}
+    run = launch(api, preset="drsae-mnist", config=cfg)
     done = wait_for_status(api, run["id"], ("failed", "succeeded"), timeout=120)
     assert done["status"] == "failed"
     assert "became" in done["error"] and "train.lr" in done["error"]
