@@ -44,6 +44,7 @@ def main() -> None:
             page.goto(f"{url}/#/login?token={services.ADMIN_TOKEN}")
             page.wait_for_timeout(500)
             page.goto(url + "/")
+            page.locator("#new-run-toggle").click(timeout=15_000)  # the presets sit one click away, below "New run"
             page.locator('button[data-preset="topographic-natural"]').wait_for()
             page.evaluate("""() => { window.__draws = []; document.addEventListener('drawn', e => {}, true);
                 const obs = () => { const c = document.querySelector('canvas[data-panel=filter_grid]');
