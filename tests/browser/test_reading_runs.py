@@ -122,9 +122,12 @@ def test_curves_one_chart_per_group_log_toggle_smoothing(stack, page, runs, arti
     ticks = page.evaluate("() => [...document.querySelectorAll('.curves[data-group=loss] .ytick text')].map(t => t.textContent)")
     assert ticks and all(len(t) > 1 or t not in "23456789" for t in ticks), ticks
     # the timeline's cursor is drawn on every chart, at the step the timeline shows
-    page.keyboard.press("Home")
+    page.evaluate("() => document.activeElement.blur()")  # the smoothing <select> had the keys
+    page.keyboard.press("Home")  # the first frame (step 0) has no metrics yet: two frames on
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowRight")
     page.wait_for_function("s => [...document.querySelectorAll('.curve-chart')].every(c => +c.dataset.cursor === s"
-                           " && !c.querySelector('.curve-cursor').hidden)", arg=run["steps"][0], timeout=20_000)
+                           " && !c.querySelector('.curve-cursor').hidden)", arg=run["steps"][2], timeout=20_000)
     page.keyboard.press("End")
     page.locator(".curves-panel").screenshot(timeout=120_000, path=str(artifacts_dir / "curves_groups.png"))
 
