@@ -22,7 +22,6 @@ import csv
 import io
 import json
 import os
-import re
 import tempfile
 import zipfile
 from pathlib import Path
@@ -35,7 +34,7 @@ from PIL import Image, ImageDraw
 from sqlalchemy import select
 
 from ..bundle_import import BUNDLE_FORMAT
-from ..deps import SessionDep, SettingsDep, TicketReaderRunDep
+from ..deps import SessionDep, SettingsDep, TicketReaderRunDep, check_run_id
 from ..errors import errors
 from ..html_export import evenly, export_page, record
 from ..run_files import local_folder
@@ -45,9 +44,7 @@ router = APIRouter(prefix="/api/runs", tags=["exports"], responses=errors(401, 4
 
 
 def _run_dir(settings, run_id: str) -> Path:
-    if not re.fullmatch(r"[0-9a-f]{32}", run_id):
-        raise HTTPException(404, detail="run_id: malformed")
-    return settings.artifacts_dir / run_id
+    return settings.artifacts_dir / check_run_id(run_id)
 
 
 def _metrics_csv(rows, extra: tuple[str, ...] = ()) -> str:
