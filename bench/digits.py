@@ -30,8 +30,9 @@ import numpy as np
 import torch
 from PIL import Image
 
+from bench.science2 import save
+from bench.step_check import build
 from pinwheel.configs import RunConfig, deep_merge, preset_by_id
-from pinwheel.data import build_dataset
 from pinwheel.models import build_model
 from pinwheel.models.conv_stack import probe_over_splits
 from pinwheel.panels import drsae_units
@@ -39,7 +40,6 @@ from pinwheel.panels.filter_grid import atlas
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench" / "results" / "digits.json"
-FIG = ROOT / "docs" / "figures"
 
 
 def load() -> str:
@@ -50,11 +50,7 @@ def train_preset(preset_id: str, override: dict):
     """Train a preset with the model's own train_step; (cfg, data, model, wall s, cpu s, model at step 0)."""
     cfg = RunConfig.model_validate(deep_merge(preset_by_id(preset_id)["config"], override))
     tc = cfg.train
-    torch.manual_seed(tc.seed)
-    gen = torch.Generator().manual_seed(tc.seed)
-    data = build_dataset(cfg.data, tc.seed)
-    model = build_model(cfg.model, data, gen)
-    opt = model.make_optimizer(tc.lr, tc.optimizer)
+    model, data, opt, gen = build(cfg, seed=tc.seed)
     wall, cpu = time.monotonic(), time.process_time()
     initial = None
     for step in range(tc.steps):
@@ -74,15 +70,6 @@ def filter_smoothness(w: np.ndarray) -> np.ndarray:
     den = 0.5 * ((w[:, 1:] ** 2).sum((1, 2)) + (w[:, :-1] ** 2).sum((1, 2))
                  + (w[:, :, 1:] ** 2).sum((1, 2)) + (w[:, :, :-1] ** 2).sum((1, 2)))
     return num / np.maximum(den, 1e-12)
-
-
-def save_png(img: np.ndarray | Image.Image, name: str, scale: int = 1) -> str:
-    im = img if isinstance(img, Image.Image) else Image.fromarray(img)
-    if scale > 1:
-        im = im.resize((im.width * scale, im.height * scale), Image.NEAREST)
-    FIG.mkdir(parents=True, exist_ok=True)
-    im.save(FIG / name)
-    return f"docs/figures/{name}"
 
 
 def bench_conv(quick: bool) -> dict:
@@ -110,8 +97,8 @@ def bench_conv(quick: bool) -> dict:
             "layer1_filter_smoothness_at_step0_mean": round(float(filter_smoothness(w1_init).mean()), 3),
             "layer1_cos_final_vs_step0_mean": round(float(cos.mean()), 3),
             "layer1_maps_never_active_heldout": int((~alive).sum()), "layer1_maps": int(len(alive)),
-            "figures": [save_png(atlas(w1, layout.get("cols", 8)), "conv_layer1_filters.png", 6),
-                        save_png(atlas(w1_init, layout.get("cols", 8)), "conv_layer1_filters_step0.png", 6)]}
+            "figures": [save(atlas(w1, layout.get("cols", 8)), "conv_layer1_filters.png", 6),
+                        save(atlas(w1_init, layout.get("cols", 8)), "conv_layer1_filters_step0.png", 6)]}
 
 
 def train_mlp_for(xtr, ytr, xte, yte, hidden: int, cpu_budget: float, batch: int = 64, seed: int = 0) -> dict:
@@ -165,7 +152,7 @@ def bench_drsae_on(name: str, data_override: dict, quick: bool, model_override: 
     out = {"unit_counts_first_2000_test": panel["counts"]}
     if baselines:
         png = base64.b64decode(panel["columns_png"])
-        out["figure"] = save_png(Image.open(io.BytesIO(png)), f"drsae_units_{name}.png", 4)
+        out["figure"] = save(Image.open(io.BytesIO(png)), f"drsae_units_{name}.png", 4)
         out["mlp_same_width_same_cpu_time"] = train_mlp_for(data.x, data.y, xte, yte, cfg.model.units, cpu)
         out["logistic_regression"] = logistic_floor(data.x, data.y, xte, yte)
     return {**out, "data": data_override, "train": len(data.x), "test": len(xte), "config": cfg.model.model_dump(),

@@ -28,10 +28,9 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
+from bench.step_check import build
 from pinwheel.analysis import topography as T
 from pinwheel.configs import RunConfig, deep_merge, preset_by_id
-from pinwheel.data import build_dataset
-from pinwheel.models import build_model
 from pinwheel.panels.filter_grid import atlas
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -60,12 +59,7 @@ def train(preset_id: str, seed: int, steps: int | None, device: str = "cpu") -> 
     override = {"train": {"seed": seed, **({"steps": steps} if steps else {})}}
     cfg = RunConfig.model_validate(deep_merge(preset_by_id(preset_id)["config"], override))
     tc = cfg.train
-    torch.manual_seed(tc.seed)
-    gen = torch.Generator().manual_seed(tc.seed)
-    data = build_dataset(cfg.data, tc.seed)
-    model = build_model(cfg.model, data, gen).to(device)
-    data.to(device)
-    opt = model.make_optimizer(tc.lr, tc.optimizer)
+    model, data, opt, gen = build(cfg, device, seed=tc.seed)
     every = min(EVERY[preset_id], max(tc.steps // 4, 1))
     trained, cpu, trace, reached = 0.0, 0.0, [], None
     for step in range(tc.steps):

@@ -19,10 +19,9 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw
 
+from bench.step_check import build
 from pinwheel.analysis import topography as T
 from pinwheel.configs import RunConfig, deep_merge, preset_by_id
-from pinwheel.data import build_dataset
-from pinwheel.models import build_model
 from pinwheel.panels.filter_grid import atlas
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -34,12 +33,7 @@ def run(preset_id: str, override: dict, every: int, probe=None, device: str = "c
     """Train a preset with the model's own train_step; call probe(model, step, seconds) every `every` steps."""
     cfg = RunConfig.model_validate(deep_merge(preset_by_id(preset_id)["config"], override))
     tc = cfg.train
-    torch.manual_seed(tc.seed)
-    gen = torch.Generator().manual_seed(tc.seed)
-    data = build_dataset(cfg.data, tc.seed)
-    model = build_model(cfg.model, data, gen).to(device)
-    data.to(device)
-    opt = model.make_optimizer(tc.lr, tc.optimizer)
+    model, data, opt, gen = build(cfg, device, seed=tc.seed)
     start, trace = time.monotonic(), []
     for step in range(tc.steps):
         x, y = data.batch(tc.batch_size, gen)
