@@ -89,15 +89,22 @@ def test_bad_sweeps_are_refused_naming_the_field(api, body, field):
     assert len(api.get("/api/runs", params={"limit": 1000}).json()) == before  # nothing was queued
 
 
-def test_sweep_from_the_launch_form(stack, api, page):
-    page.goto(stack["url"] + "/#/")
+SMALL_FORM = {"model.units": "64", "model.groups.pool": "4", "model.groups.stride": "2", "data.pool_size": "2000",
+              "train.steps": "40", "train.batch_size": "64"}
+
+
+def open_sweep_form(page, url: str) -> None:
+    """The launch form from "New run", filled with a small config, its sweep controls open."""
+    page.goto(url + "/#/")
     page.locator("#new-run-toggle").click(timeout=15_000)  # the launch form opens from "New run"
     page.locator("#launch-form [data-path='model.units']").wait_for(timeout=15_000)
-    small = {"model.units": "64", "model.groups.pool": "4", "model.groups.stride": "2", "data.pool_size": "2000",
-             "train.steps": "40", "train.batch_size": "64"}
-    for path, value in small.items():
+    for path, value in SMALL_FORM.items():
         page.locator(f"#launch-form [data-path='{path}']").fill(value)
     page.locator("#sweep-controls summary").click()
+
+
+def test_sweep_from_the_launch_form(stack, api, page):
+    open_sweep_form(page, stack["url"])
     page.locator("#sweep-grid").fill("model.lam=0.1,")
     page.locator("#sweep-launch").click()
     assert page.locator("#sweep-error").inner_text() == "line 1: an empty value in model.lam"
@@ -119,13 +126,7 @@ def test_a_sweep_over_the_members_limit_queues_nothing(api):
 
 
 def test_a_random_sweep_from_the_launch_form(stack, api, page):
-    page.goto(stack["url"] + "/#/")
-    page.locator("#new-run-toggle").click(timeout=15_000)  # the launch form opens from "New run"
-    page.locator("#launch-form [data-path='model.units']").wait_for(timeout=15_000)
-    for path, value in {"model.units": "64", "model.groups.pool": "4", "model.groups.stride": "2",
-                        "data.pool_size": "2000", "train.steps": "40", "train.batch_size": "64"}.items():
-        page.locator(f"#launch-form [data-path='{path}']").fill(value)
-    page.locator("#sweep-controls summary").click()
+    open_sweep_form(page, stack["url"])
     page.locator("#sweep-grid").fill("model.lam~x:0.5")
     page.locator("#sweep-launch").click()
     assert page.locator("#sweep-error").inner_text() == "line 1: model.lam: low and high must be numbers"
