@@ -6,7 +6,7 @@ import { api } from "./api.js";
 import { el } from "./dom.js";
 import { PanelBox } from "./panel_box.js";
 import { RENDERERS } from "./panels/index.js";
-import { GROUPS, PLOT_CONFIG, RUN_DASHES, forAxis, groupOf, metricColor, metricsLayout } from "./plot_layout.js";
+import { GROUPS, PLOT_CONFIG, RUN_DASHES, cursorShapes, forAxis, groupOf, metricColor, metricsLayout } from "./plot_layout.js";
 import { summarise } from "./results_card.js";
 
 function flatten(obj, prefix = "", out = {}) {
@@ -138,6 +138,7 @@ async function compare(view, ids) {
 
   const xOf = (run, step) => (alignSel.value === "step" ? step : step / Math.max(run.total_steps, 1));
   const charts = {}; // group id → plot div
+  let cursorX = null; // the shared timeline's position, on the curves' x axis
   function plot() {
     if (typeof Plotly === "undefined") return;
     const byGroup = {};
@@ -158,8 +159,25 @@ async function compare(view, ids) {
         curves.append(el("div", { class: "curve-chart", "data-curve-group": g.id }, charts[g.id]));
       }
       Plotly.react(charts[g.id], entry.traces, metricsLayout({ yTitle: g.label, log: g.log,
-        xTitle: alignSel.value === "step" ? "step" : "fraction of training", values: entry.traces.flatMap((t) => t.y) }), PLOT_CONFIG);
+        xTitle: alignSel.value === "step" ? "step" : "fraction of training", cursor: cursorX,
+        values: entry.traces.flatMap((t) => t.y) }), PLOT_CONFIG);
+      charts[g.id].dataset.cursor = cursorX;
     }
+  }
+  // the timeline's position as a line over every chart; a scrub fires many inputs, the charts move
+  // once per animation frame
+  let cursorQueued = false;
+  function moveCursor(x) {
+    cursorX = x;
+    if (cursorQueued || typeof Plotly === "undefined") return;
+    cursorQueued = true;
+    requestAnimationFrame(() => {
+      cursorQueued = false;
+      for (const div of Object.values(charts)) {
+        Plotly.relayout(div, { shapes: cursorShapes(cursorX) });
+        div.dataset.cursor = cursorX;
+      }
+    });
   }
   const maxX = () => Math.max(...runs.map((r, i) => xOf(r, frames[i].at(-1)?.step ?? 0)), 1e-9);
   const cache = runs.map(() => new Map()); // step → panels, per run
@@ -168,6 +186,7 @@ async function compare(view, ids) {
     const t = ++token;
     const x = (+slider.value / 1000) * maxX();
     cursor.textContent = alignSel.value === "step" ? `step ${Math.round(x)}` : `${(100 * x).toFixed(1)}% of training`;
+    moveCursor(x);
     const panels = await Promise.all(runs.map(async (r, i) => {
       const at = frames[i].filter((f) => xOf(r, f.step) <= x + 1e-12).at(-1) ?? frames[i][0];
       if (!at) return null;
@@ -190,8 +209,9 @@ async function compare(view, ids) {
     });
     view.dataset.cursor = slider.value;
   }
-  alignSel.addEventListener("change", () => { plot(); show(); });
+  alignSel.addEventListener("change", () => { cursorX = (+slider.value / 1000) * maxX(); plot(); show(); });
   slider.addEventListener("input", show);
+  cursorX = (+slider.value / 1000) * maxX();
   plot();
   await show();
   return { close() { for (const r of Object.values(rows)) for (const b of r.boxes) b.close(); } };

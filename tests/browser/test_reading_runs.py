@@ -246,8 +246,13 @@ def test_compare_shows_every_panel_kind_and_final_results(stack, page, runs, art
                 "?.dataset.drawnStep === s", arg=run["step"], timeout=30_000)
     kinds = page.evaluate("() => [...document.querySelectorAll('.compare-row')].map(r => r.dataset.compareKind)")
     assert set(kinds) == set(a["panels"]) | set(b["panels"])
+    # the timeline's position is a line on every curve chart: at the end first, at step 0 after the move
+    cursor_at = "x => { const c = [...document.querySelectorAll('#compare-curves .curves')]; return c.length && c.every(d => " \
+                "d.layout?.shapes?.length === 1 && Math.abs(d.layout.shapes[0].x0 - x) < 1e-9); }"
+    page.wait_for_function(cursor_at, arg=max(a["steps"][-1], b["steps"][-1]), timeout=30_000)
     # the shared timeline moves every run's panels
     page.locator("#compare-timeline").fill("0")
+    page.wait_for_function(cursor_at, arg=0, timeout=30_000)
     for run in (a, b):
         page.wait_for_function(
             f"s => +document.querySelector('.compare-row[data-compare-kind=filter_grid] [data-run=\"{run['id']}\"] canvas')"
