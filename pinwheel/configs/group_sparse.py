@@ -43,6 +43,16 @@ class Tree(Strict):
     depth: int = Field(4, ge=1, le=16_384, description="number of levels, root included")
 
 
+class RetinotopicWindows(Strict):
+    """Each unit's encoder row and decoder atom are multiplied by a fixed Gaussian window on the image whose
+    centre follows the unit's place on the torus (a G×G torus over an H×W patch: unit (a, b) at pixel
+    (a·H/G, b·W/G)); the patch is replaced by its periodic component, so the image wraps as the torus does."""
+
+    kind: Literal["gaussian"] = "gaussian"
+    sigma: float = Field(1.5, gt=0, le=32, description="width of each unit's Gaussian window, pixels (distances "
+                         "measured round the periodic patch)")
+
+
 GroupsConfig = Annotated[Union[Blocks1D, Windows1D, Torus2D, Tree], Field(discriminator="kind")]
 
 
@@ -78,6 +88,12 @@ class GroupSparseConfig(Strict):
         "sweep over the atoms, no learning rate; atoms start as training patches)")
     online_forgetting: float = Field(4.0, ge=0, le=16, description="online update: ρ in the forgetting factor "
                                      "β_t = (1 − 1/t)^ρ of the statistics (batch s weighs s^ρ; 0 never forgets)")
+    augment: bool = Field(False, description="auto-encoder: show every training patch under a random one of the "
+                          "square's 8 symmetries (rotations by 90°, flips), so that neither pixel axis is favoured")
+    retinotopy: RetinotopicWindows | None = Field(
+        None, description="auto-encoder on a 2-D torus only: confine each unit's filters to a Gaussian window that "
+        "moves with its place on the torus, mapped onto the (periodic) patch; this pins the map's period to "
+        "units-per-pixel × window width (docs/pinwheels.md). Off by default: global filters")
 
     @model_validator(mode="after")
     def _groups_fit_units(self):
@@ -85,6 +101,13 @@ class GroupSparseConfig(Strict):
             raise ValueError("dictionary_update: 'online' needs form 'sparse_coding' (the auto-encoder's encoder "
                              "is learned by gradient)")
         g = self.groups
+        if self.retinotopy is not None and not isinstance(g, Torus2D):
+            raise ValueError("retinotopy: retinotopic windows need groups of kind 'torus_2d' (the window centres "
+                             f"follow the units' places on the torus), got '{g.kind}'")
+        if self.augment and self.form != "autoencoder":
+            raise ValueError("augment: augmentation is implemented for form 'autoencoder' only")
+        if self.retinotopy is not None and self.form != "autoencoder":
+            raise ValueError("retinotopy: retinotopic windows are implemented for form 'autoencoder' only")
         if isinstance(g, Torus2D):
             side = round(self.units**0.5)
             if side * side != self.units:

@@ -18,6 +18,13 @@
 
 Units that share a pool are driven to be active together, so on a 2-D torus of overlapping
 pools neighbouring filters become similar and a smooth topographic map emerges.
+
+Retinotopic windows (option `retinotopy`, auto-encoder on a G×G torus over an H×W patch): unit i = (a, b)
+has a fixed window M_i(p) = exp(−|p − c_i|²_per / 2σ²) (0 beyond 3σ) centred at c_i = (a·H/G, b·W/G), |·|_per the
+distance round the periodic patch, and uses the filters W_e[i] ⊙ M_i and W_d[:, i] ⊙ M_i on the patch's
+periodic component (Moisan 2011: it wraps without a seam, as the torus does). All orientations must then
+recur within every few pixels of the image, i.e. every (G/H)·(window width) units on the torus: that
+pins the map's period, which global filters leave free (they coarsen to one period per torus).
 """
 from __future__ import annotations
 
@@ -25,11 +32,53 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..configs.group_sparse import Blocks1D, GroupSparseConfig
+from ..configs.group_sparse import Blocks1D, GroupSparseConfig, Torus2D
 from ..dictionary import accumulate_, fista_codes, forgetting, restart_unused_, update_columns_
 from ..groups import EPS, GroupStructure, build_groups
 from ..inference import lipschitz_bound
 from .base import PinwheelModel, random_dictionary, to_numpy, unit_columns_
+from .local_filters import dihedral, dihedral_pixels, periodic_component
+
+
+def retinotopic_windows(side: int, shape: tuple[int, int], sigma: float) -> torch.Tensor:
+    """(side², H·W) float32: row i = a·side + b is exp(−d²/2σ²) for d ≤ 3σ, else 0, d the distance round the
+    H×W torus from each pixel to the unit's centre (a·H/side, b·W/side), pixels row-major. The cut makes the
+    weights beyond it get exactly no gradient, so they stay as they start (0)."""
+    h, w = shape
+    def ring(n_units: int, n_pixels: int) -> torch.Tensor:  # (units, pixels): squared distance along one side
+        d = torch.arange(n_pixels, dtype=torch.float64)[None, :] - torch.arange(n_units, dtype=torch.float64)[:, None] * n_pixels / n_units
+        return (torch.remainder(d + n_pixels / 2, n_pixels) - n_pixels / 2) ** 2  # shortest way round
+    d2 = ring(side, h)[:, None, :, None] + ring(side, w)[None, :, None, :]  # (side, side, H, W)
+    return (torch.exp(-d2 / (2 * sigma**2)) * (d2 <= 9 * sigma**2)).reshape(side * side, h * w).float()
+
+
+def pool_axis(side: int, pool: int, sigma: float | None) -> torch.Tensor:
+    """(side, side): A[j, i] = k[(i − j) mod side] for (i − j) mod side < pool, else 0, with k the pool's 1-D profile
+    (exp(−o²/2σ²) at offsets o from its middle, or 1): Torus2D's pool kernel is k ⊗ k (groups.torus_2d)."""
+    offsets = torch.arange(pool, dtype=torch.float64) - (pool - 1) / 2
+    k = torch.exp(-offsets**2 / (2 * sigma**2)) if sigma is not None else torch.ones(pool, dtype=torch.float64)
+    lag = torch.remainder(torch.arange(side)[None, :] - torch.arange(side)[:, None], side)  # (i − j) mod side
+    return torch.where(lag < pool, k[lag.clamp(max=pool - 1)], 0.0).float()
+
+
+def torus_penalty(z: torch.Tensor, axis: torch.Tensor) -> torch.Tensor:
+    """Ω(z) per example for one pool at every unit of a G×G torus (Torus2D with stride 1), (B, G²) → (B,):
+    the group sums Σ_(r,c) A[r0, r] A[c0, c] z²[r, c] are A Z² Aᵀ (the kernel is separable), two (G, G)
+    products instead of the dense (G², G²) one; then Σ_(r0,c0) sqrt(· + EPS)."""
+    g = axis.shape[0]
+    sums = axis @ z.pow(2).view(-1, g, g) @ axis.T  # (B, G, G): group (r0, c0)'s weighted sum of z²
+    return torch.sqrt(sums + EPS).flatten(1).sum(dim=1)
+
+
+def centred(filters: np.ndarray, shape: tuple[int, int], side: int) -> np.ndarray:
+    """(side², H·W) filters → (side², H, W), each rolled round the periodic patch so that its window centre
+    sits at the patch centre: the same filter on a periodic image, drawn (and measured) in one piece."""
+    h, w = shape
+    out = filters.reshape(-1, h, w).copy()
+    for i in range(len(out)):
+        a, b = divmod(i, side)
+        out[i] = np.roll(out[i], (h // 2 - round(a * h / side), w // 2 - round(b * w / side)), axis=(0, 1))
+    return out
 
 
 class GroupSparseAE(PinwheelModel):
@@ -46,6 +95,23 @@ class GroupSparseAE(PinwheelModel):
             self.W_e = nn.Parameter(w_d.T.clone())  # (m, n)
             self.b = nn.Parameter(torch.zeros(m))  # (m,)
         self.groups: GroupStructure = build_groups(config.groups, m)
+        g = config.groups
+        axis = None  # one pool per unit on a torus: the penalty by its separable kernel, not the dense (m, m) product
+        if isinstance(g, Torus2D) and g.stride == 1:
+            axis = pool_axis(self.groups.grid[0], g.pool, g.gaussian_sigma)  # (G, G)
+        self.register_buffer("pool_axis", axis, persistent=False)
+        self.generator = generator  # the run's: the augmentation draws from it (it is in the checkpoint)
+        if config.augment:  # follows the model to its device; a function of the input shape, not in the state dict
+            self.register_buffer("dihedral_pixels", dihedral_pixels(input_shape), persistent=False)  # (8, H·W)
+        self.retinotopic = config.retinotopy is not None
+        if self.retinotopic:
+            window = retinotopic_windows(self.groups.grid[0], input_shape, config.retinotopy.sigma)  # (m, n)
+            with torch.no_grad():  # start inside the windows: weights far outside get no gradient and would stay noise
+                self.W_d.mul_(window.T)
+                self.W_e.copy_(self.W_d.T)
+                unit_columns_(self.W_d)
+            # a function of the config: follows the model to its device, not in the state dict
+            self.register_buffer("window", window, persistent=False)
         self.register_buffer("group_weights", self.groups.weights)
         self.plain_l1 = isinstance(config.groups, Blocks1D) and config.groups.size == 1  # Ω(z) = ‖z‖₁
         self.online = self.sparse_coding and config.dictionary_update == "online"
@@ -63,9 +129,22 @@ class GroupSparseAE(PinwheelModel):
             return c.lam
         return c.lam * min(1.0, step / c.lam_warmup_steps)
 
+    def image(self, x: torch.Tensor) -> torch.Tensor:
+        """What the units see: with retinotopic windows the patch's periodic component (it wraps as the torus does)."""
+        return periodic_component(x, self.input_shape) if self.retinotopic else x
+
+    def encoder(self) -> torch.Tensor:
+        return self.W_e * self.window if self.retinotopic else self.W_e  # (m, n)
+
+    def decoder(self) -> torch.Tensor:
+        return self.W_d * self.window.T if self.retinotopic else self.W_d  # (n, m)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return z @ self.decoder().T  # (B, m) → (B, n)
+
     def encode(self, x: torch.Tensor, step: int | None = None) -> torch.Tensor:
         if not self.sparse_coding:
-            return torch.relu(x @ self.W_e.T + self.b)  # (B, n) → (B, m)
+            return torch.relu(self.image(x) @ self.encoder().T + self.b)  # (B, n) → (B, m)
         groups, lam = self._sync_groups(), self.lam_at(step)
         L = lipschitz_bound(self.W_d)  # L ≥ ‖W_d‖₂², a tensor on the device (no host sync)
         if self.W_d.device.type == "cpu":
@@ -87,16 +166,18 @@ class GroupSparseAE(PinwheelModel):
         return {"loss": loss, **terms}
 
     def loss(self, x, y, step):
-        return self._terms(x, self.encode(x, step), step)
+        if self.config.augment:  # each patch under a random symmetry of the square: no preferred axis on average
+            x = dihedral(x, self.input_shape, self.generator, self.dihedral_pixels)
+        return self._terms(self.image(x), self.encode(x, step), step)
 
     def _terms(self, x, z, step):
-        x_hat = z @ self.W_d.T  # (B, n)
+        x_hat = self.decode(z)  # (B, n)
         recon = 0.5 * (x - x_hat).pow(2).sum(dim=1).mean()
         groups = self._sync_groups()
         if self.plain_l1:  # group_weights = I: each group norm is sqrt(z_i² + EPS), no (B, m) × (m, m) product
             sparsity = torch.sqrt(z.pow(2) + EPS).sum(dim=1).mean()
         else:
-            sparsity = groups.penalty(z).mean()
+            sparsity = (groups.penalty(z) if self.pool_axis is None else torus_penalty(z, self.pool_axis)).mean()
         warmup = min(1.0, step / self.config.lam_warmup_steps) if self.config.lam_warmup_steps else 1.0
         loss = recon + warmup * self.config.lam * sparsity
         terms = {"reconstruction": recon.detach(), "group_sparsity": sparsity.detach(),
@@ -109,7 +190,10 @@ class GroupSparseAE(PinwheelModel):
 
     @torch.no_grad()
     def project_(self) -> None:
-        unit_columns_(self.W_d)
+        if self.retinotopic:  # bound the atoms in use, ‖W_d[:, i] ⊙ M_i‖ ≤ 1
+            self.W_d.div_(self.decoder().norm(dim=0, keepdim=True).clamp_min(1.0))
+        else:
+            unit_columns_(self.W_d)
 
     def filter_bank(self) -> dict:
         h, w = self.input_shape
@@ -119,10 +203,14 @@ class GroupSparseAE(PinwheelModel):
             layout = {"type": "grid", "rows": g.grid[0], "cols": g.grid[1], "wrap": g.kind == "torus_2d"}
         elif g.parents is not None:
             layout = {"type": "tree", "parents": g.parents.tolist()}
+        if self.retinotopic:  # the atoms in use, each drawn in one piece round its window centre
+            return {"filters": centred(to_numpy(self.decoder().T), (h, w), g.grid[0]), "layout": layout}
         return {"filters": to_numpy(self.W_d.T).reshape(-1, h, w), "layout": layout}
 
     def weights(self) -> dict[str, np.ndarray]:
         encoder = {} if self.sparse_coding else {"W_e": to_numpy(self.W_e), "b": to_numpy(self.b)}
+        if self.retinotopic:  # the filters in use are W_e ⊙ M and W_d ⊙ Mᵀ
+            encoder["window"] = to_numpy(self.window)
         return {**encoder, "W_d": to_numpy(self.W_d), "input_shape": np.asarray(self.input_shape),
                 **self._sync_groups().as_arrays()}
 
