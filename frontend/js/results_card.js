@@ -39,10 +39,11 @@ function topographic(m, panels, c) {
   return {
     headline: `Orientation map on the ${layout}: smoothness ${num(tm.smoothness)} (1 = neighbours agree, 0 = random), `
       + `${tm.n_pinwheels} pin-wheels, `
-      + (tm.rho == null ? `density ρ not measured (${tm.rho_note ?? "no value"}).` : `density ρ ${num(tm.rho)} per Λ² (π ≈ 3.14 in cortex).`),
+      + (tm.rho == null ? `density ρ not measured (${tm.rho_note ?? "no value"}).` : `density ρ ${num(tm.rho)} per Λ²${tm.rho_band == null ? "" : ` (${num(tm.rho_band)} on the map band-passed around Λ)`} (π ≈ 3.14 in cortex).`),
     rows: present([panelRow(panels, "topographic_map.smoothness", "map smoothness ⟨cos 2Δθ⟩", "weights"),
       panelRow(panels, "topographic_map.n_pinwheels", "pin-wheels", "weights", (v) => String(v)),
-      panelRow(panels, "topographic_map.rho", "pin-wheel density ρ (per Λ²)", "weights")]),
+      panelRow(panels, "topographic_map.rho", "pin-wheel density ρ (per Λ²)", "weights"),
+      panelRow(panels, "topographic_map.rho_band", "ρ on the map band-passed around Λ", "weights")]),
   };
 }
 

@@ -71,6 +71,8 @@ def produce(model, probe_x) -> dict | None:
         "lambda": None if not np.isfinite(lam) else round(lam, 3),
         # ρ only where the valid region spans ≥ 2Λ; else None and the note says "too few periods …"
         "rho": None if rho is None or not np.isfinite(rho) else round(rho, 3), "rho_note": summary.note,
+        # the count on the map band-passed around Λ, as imaged maps are counted (topography.bandpass)
+        "rho_band": None if summary.density_bandpassed is None else round(summary.density_bandpassed, 3),
         "n_pinwheels_counted": summary.n_pinwheels, "border": summary.border, "wrap": wrap,
         "hypercolumns": round(float(summary.periods), 2),
         "smoothness": round(float(smooth), 4), "on_grid": on_grid, "layout": layout["type"],

@@ -48,7 +48,8 @@ export async function render(state, p) {
     ctx.stroke();
   }
   // the producer gives no ρ where the map spans fewer than 2Λ, and says so in rho_note
-  const rho = p.rho_note ? p.rho_note : p.rho == null ? "–" : `${fmt(p.rho, 2)} per Λ² (π ≈ 3.14)`;
+  const rho = p.rho_note ? p.rho_note : p.rho == null ? "–"
+    : `${fmt(p.rho, 2)} per Λ²${p.rho_band == null ? "" : `, ${fmt(p.rho_band, 2)} band-passed`} (π ≈ 3.14)`;
   state.stats.textContent = `pin-wheels ${p.n_pinwheels} (${p.pinwheels_ccw} ⟲ white, ${p.pinwheels_cw} ⟳ black) · `
     + `Λ ${fmt(p.lambda, 2)} units · ρ ${rho} · smoothness ${fmt(p.smoothness, 2)}`
     + (p.layout === "positions" ? " · (units at their receptive fields' places on the image)"
