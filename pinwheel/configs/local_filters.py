@@ -36,6 +36,15 @@ class LocalFiltersConfig(Strict):
     wrap: bool = Field(False, description="a torus without borders: the image is made periodic (its periodic "
                        "component), receptive fields run over its edges and wrap round, and the pools wrap round "
                        "the unit grid; every unit still owns its weights")
+    envelope_sigma: float | None = Field(None, gt=0, le=16, description="sub-pixel retinotopy (needs grid and "
+                                         "wrap): unit (i, j) gets its own field centre (i, j)·image_size/grid pixels, "
+                                         "its k×k window is the pixels nearest that centre, and a fixed Gaussian "
+                                         "envelope of this σ (pixels) multiplies its encoder and decoder weights, so no "
+                                         "two units see the same input; none: fields on whole pixels, several units "
+                                         "sharing one")
+    init_smoothing: float | None = Field(None, gt=0, le=16, description="with envelope_sigma: start from low-pass "
+                                         "random weights, white noise blurred by a Gaussian of this σ (pixels) over "
+                                         "each window; none: white noise")
     augment: bool = Field(False, description="show every training image under a random one of the square's 8 "
                           "rotations / flips, so that no orientation dominates because the photographs favour it")
 
@@ -45,6 +54,9 @@ class LocalFiltersConfig(Strict):
             raise ValueError(f"pool: a neighbourhood centred on its unit needs an odd side, got {self.pool}")
         if self.anneal_sigma_from is not None and self.pool_sigma is None:
             raise ValueError("anneal_sigma_from: annealing shrinks Gaussian pools; set pool_sigma too")
+        if self.envelope_sigma is not None and (self.grid is None or not self.wrap):
+            raise ValueError("envelope_sigma: sub-pixel field centres are spread over a periodic image by a unit "
+                             "torus; set grid and wrap: true")
         return self
 
     def check_data(self, data) -> None:

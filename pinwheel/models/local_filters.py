@@ -46,6 +46,12 @@ def axis_kernel(axis: torch.Tensor, half: int, sigma: float | None, period: int 
     return k * (d.abs() <= half)
 
 
+def axis_pool(axis: torch.Tensor, pool: int, sigma: float | None, wrap: bool = False) -> torch.Tensor:
+    """(n, n) float32: one side's factor of the pools, `axis_kernel` with its rows normalised to sum 1."""
+    k = axis_kernel(axis, pool // 2, sigma, len(axis) if wrap else None)
+    return (k / k.sum(dim=1, keepdim=True)).float()
+
+
 def pools_at(rows_axis: torch.Tensor, cols_axis: torch.Tensor, pool: int, sigma: float | None,
              wrap: bool = False) -> torch.Tensor:
     """One group per unit: its pool×pool neighbourhood on the grid (wrapping round a torus with `wrap`) →
@@ -172,6 +178,17 @@ class LocallyConnected(nn.Module):
         self.W_d = nn.Parameter(w.clone())  # (U, k²)
         self.b = nn.Parameter(torch.zeros(units))  # (U,)
 
+    def atoms(self) -> torch.Tensor:
+        """(U, k²): what each unit paints on its field."""
+        return self.W_d
+
+    @torch.no_grad()
+    def project_(self) -> None:
+        self.W_d.div_(self.W_d.norm(dim=1, keepdim=True).clamp_min(1.0))  # each unit's atom ‖W_d[u]‖ ≤ 1
+
+    def positions(self) -> np.ndarray:
+        return unit_positions(self.offsets)
+
     def fields(self, x: torch.Tensor) -> torch.Tensor:
         """(B, H·W) → (B, k², n_fields²): the pixels under every field position."""
         img = x.view(-1, 1, *self.image_shape)
@@ -220,18 +237,95 @@ class LocallyConnected(nn.Module):
         return padded.new_zeros(padded.shape[0], h * h).index_add(1, self.wrapped_pixel, padded)  # (B, H·W)
 
 
+def retinotopic_fields(image_side: int, grid: int, k: int, sigma: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sub-pixel retinotopy on a periodic image: unit (i, j) of the grid×grid torus has its own field centre
+    c = (i, j)·H/grid (pixels, H/grid apart), a k×k window of the pixels nearest c and on it the envelope
+    E_u(p) = exp(−|p − c|²/2σ²), p the window's pixels unwrapped round c.
+    → (pixel (U, k²) int64: flat index of the window's pixels in the H×H image, wrapped; envelope (U, k²))."""
+    centre = torch.arange(grid, dtype=torch.float64) * image_side / grid  # (G,)
+    first = torch.round(centre - (k - 1) / 2).to(torch.int64)  # (G,) window's first pixel, may be < 0
+    pix = first[:, None] + torch.arange(k)  # (G, k) unwrapped pixel coordinates
+    e1 = torch.exp(-(pix - centre[:, None]) ** 2 / (2 * sigma**2))  # (G, k): the envelope factors per side
+    ring = torch.remainder(pix, image_side)  # (G, k)
+    pixel = ring[:, None, :, None] * image_side + ring[None, :, None, :]  # (G, G, k, k): row-major in the image
+    envelope = e1[:, None, :, None] * e1[None, :, None, :]  # (G, G, k, k)
+    return pixel.reshape(grid * grid, k * k), envelope.reshape(grid * grid, k * k).float()
+
+
+def window_blur(k: int, sigma: float) -> torch.Tensor:
+    """(k², k²): exp(−|p − q|²/2σ²) between the pixels p, q of a k×k window; noise (·, k²) @ it is low-pass."""
+    rows, cols = torch.meshgrid(torch.arange(k), torch.arange(k), indexing="ij")
+    p = torch.stack([rows.flatten(), cols.flatten()], dim=1).float()  # (k², 2)
+    return torch.exp(-torch.cdist(p, p) ** 2 / (2 * sigma**2))
+
+
+class RetinotopicLayer(nn.Module):
+    """Locally connected layer with sub-pixel retinotopy (no sharing): unit u's encoder and decoder are its own
+    weights times its fixed envelope on its own window, E_u ⊙ W_e[u] and E_u ⊙ W_d[u]; no two units see the
+    same weighted input, and grid neighbours' fields are H/grid pixels apart. Each step scatters them into
+    dense (U, H·W) matrices, D[u, pixel(u, i)] = E_u[i] W[u, i], so encoding and decoding are one matrix
+    product each; the scatter's gradient is a gather, so a weight's gradient comes only from its own unit."""
+
+    def __init__(self, image_shape: tuple[int, int], k: int, grid: int, envelope_sigma: float,
+                 generator: torch.Generator, init_smoothing: float | None = None):
+        super().__init__()
+        self.image_shape, self.k, self.side = tuple(image_shape), k, grid
+        pixel, envelope = retinotopic_fields(image_shape[0], grid, k, envelope_sigma)
+        self.register_buffer("pixel", pixel, persistent=False)  # (U, k²)
+        self.register_buffer("envelope", envelope, persistent=False)  # (U, k²)
+        units = grid * grid
+        w = torch.randn(units, k * k, generator=generator)
+        if init_smoothing is not None:  # low-pass noise: each window's noise blurred by a Gaussian of this σ
+            w = w @ window_blur(k, init_smoothing)
+        w /= (w * envelope).norm(dim=1, keepdim=True)  # every unit's atom E ⊙ w of norm 1
+        self.W_e = nn.Parameter(w.clone())  # (U, k²)
+        self.W_d = nn.Parameter(w.clone())  # (U, k²)
+        self.b = nn.Parameter(torch.zeros(units))  # (U,)
+
+    def dense(self, w: torch.Tensor) -> torch.Tensor:
+        """(U, k²) weights → (U, H·W): E_u ⊙ w[u] at its window's pixels, 0 elsewhere."""
+        h, w_ = self.image_shape
+        return w.new_zeros(w.shape[0], h * w_).scatter_add(1, self.pixel, w * self.envelope)
+
+    def encode(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.relu(x @ self.dense(self.W_e).T + self.b)  # (B, U)
+
+    def decode(self, z: torch.Tensor) -> torch.Tensor:
+        return z @ self.dense(self.W_d)  # (B, H·W)
+
+    def atoms(self) -> torch.Tensor:
+        """(U, k²): what each unit paints, E_u ⊙ W_d[u] on its window."""
+        return self.W_d * self.envelope
+
+    @torch.no_grad()
+    def project_(self) -> None:
+        w = self.W_d
+        w.div_((w * self.envelope).norm(dim=1, keepdim=True).clamp_min(1.0))  # ‖E_u ⊙ W_d[u]‖ ≤ 1
+
+    def positions(self) -> np.ndarray:
+        """Top-left pixel (row, col) of every unit's window, wrapped into the image → (U, 2)."""
+        first = self.pixel[:, 0]
+        return torch.stack([first // self.image_shape[1], first % self.image_shape[1]], dim=1).cpu().numpy()
+
+
 class LocalFiltersAE(PinwheelModel):
     panel_kinds = ("filter_grid", "topographic_map", "sparsity")
 
     def __init__(self, config: LocalFiltersConfig, input_shape: tuple[int, int], generator: torch.Generator):
         super().__init__(input_shape)
         self.config = config
-        self.layer = LocallyConnected(input_shape, config.receptive_field, config.stride, generator, config.grid,
-                                      config.wrap)
+        if config.envelope_sigma is not None:  # sub-pixel retinotopy (the config checks grid and wrap)
+            self.layer = RetinotopicLayer(input_shape, config.receptive_field, config.grid, config.envelope_sigma,
+                                          generator, config.init_smoothing)
+        else:
+            self.layer = LocallyConnected(input_shape, config.receptive_field, config.stride, generator, config.grid,
+                                          config.wrap)
         self.side = self.layer.side
         self.generator = generator  # the run's: the augmentation draws from it (it is in the checkpoint)
         self._pools = pool_schedule(config, 0)
         self.register_buffer("group_weights", grid_pools(self.side, self.side, *self._pools, config.wrap))
+        self.register_buffer("axis_pool", axis_pool(torch.arange(self.side, dtype=torch.float64), *self._pools,
+                                                    config.wrap), persistent=False)  # (G, G): w = A ⊗ A
         # follow the model to its device; not in the state dict (they are functions of the config)
         self.register_buffer("grid_axis", torch.arange(self.side, dtype=torch.float64), persistent=False)  # (G,)
         self.register_buffer("dihedral_pixels", dihedral_pixels(input_shape), persistent=False)  # (8, H·W)
@@ -247,26 +341,35 @@ class LocalFiltersAE(PinwheelModel):
         if pool_schedule(self.config, step) != self._pools:  # annealing: wide pools first, then narrow
             self._pools = pool_schedule(self.config, step)
             self.group_weights.copy_(pools_at(self.grid_axis, self.grid_axis, *self._pools, self.config.wrap))
+            self.axis_pool.copy_(axis_pool(self.grid_axis, *self._pools, self.config.wrap))
         if self.config.augment:
             x = dihedral(x, self.input_shape, self.generator, self.dihedral_pixels)
         x = self.image(x)
         z = self.layer.encode(x)  # (B, U)
         x_hat = self.layer.decode(z)  # (B, H·W)
         recon = 0.5 * (x - x_hat).pow(2).sum(dim=1).mean()
-        sparsity = torch.sqrt(z.pow(2) @ self.group_weights.T + EPS).sum(dim=1).mean()  # Ω(z)
+        sparsity = torch.sqrt(self.pooled_energy(z) + EPS).sum(dim=1).mean()  # Ω(z)
         c = self.config
         warmup = min(1.0, step / c.lam_warmup_steps) if c.lam_warmup_steps else 1.0
         return recon + warmup * c.lam * sparsity, {
             "reconstruction": recon.detach(), "group_sparsity": sparsity.detach(),
             "active_fraction": (z > 0).float().mean().detach()}
 
+    def pooled_energy(self, z: torch.Tensor) -> torch.Tensor:
+        """(B, U) → (B, groups): Σ_u w_ju z_u², the energy of every pool.
+
+        The weights are a Kronecker product over the grid's two sides, w = A ⊗ A (A: `axis_pool`, rows
+        normalised), so with the energies on the grid, E = z² as (B, G, G), the pools are A E Aᵀ:
+        B·2G³ operations in place of B·G⁴."""
+        energy = z.pow(2).view(-1, self.side, self.side)  # (B, G, G)
+        return torch.matmul(self.axis_pool, energy @ self.axis_pool.T).flatten(1)  # (B, G²), unit order
+
     @torch.no_grad()
     def project_(self) -> None:
-        w = self.layer.W_d
-        w.div_(w.norm(dim=1, keepdim=True).clamp_min(1.0))  # each unit's atom ‖W_d[u]‖ ≤ 1
+        self.layer.project_()
 
     def positions(self) -> np.ndarray:
-        return unit_positions(self.layer.offsets)
+        return self.layer.positions()
 
     def filter_bank(self) -> dict:
         k = self.config.receptive_field
@@ -274,7 +377,7 @@ class LocalFiltersAE(PinwheelModel):
         # fields at their image positions when each unit has its own; with several units to a field
         # (`grid`) the tiles would cover each other there, so they go on the unit grid instead
         own_fields = len(np.unique(positions, axis=0)) == len(positions)
-        return {"filters": to_numpy(self.layer.W_d).reshape(-1, k, k),
+        return {"filters": to_numpy(self.layer.atoms()).reshape(-1, k, k),
                 "layout": {"type": "positions" if own_fields else "grid", "positions": positions.tolist(),
                            "image_shape": list(self.input_shape), "rows": self.side, "cols": self.side,
                            "wrap": self.config.wrap,  # a torus over a periodic image, else edges

@@ -82,3 +82,118 @@ def test_local_filters_are_drawn_without_covering_each_other(model, layout):
     overlap = (dx < w) & (dy < h)
     np.fill_diagonal(overlap, False)
     assert not overlap.any()
+
+
+# ---- sub-pixel retinotopy (envelope_sigma) ------------------------------------------------------
+
+def retinotopic(image=12, grid=20, k=7, sigma=1.5, seed=0):
+    from pinwheel.models.local_filters import RetinotopicLayer
+
+    g = torch.Generator().manual_seed(seed)
+    layer = RetinotopicLayer((image, image), k, grid, sigma, g)
+    with torch.no_grad():
+        layer.b.normal_(generator=g)
+        layer.W_d.normal_(generator=g)
+    return layer
+
+
+def brute_force_envelope(image, grid, k, sigma):
+    """(U, H, W): each unit's envelope on the image, pixel by pixel: centre (i, j)·H/grid, window the k pixels
+    from round(centre − (k − 1)/2) on, wrapped round the image, 0 outside the window."""
+    out = np.zeros((grid, grid, image, image))
+    for i in range(grid):
+        for j in range(grid):
+            ci, cj = i * image / grid, j * image / grid
+            fi, fj = round(ci - (k - 1) / 2), round(cj - (k - 1) / 2)
+            for a in range(k):
+                for b in range(k):
+                    out[i, j, (fi + a) % image, (fj + b) % image] = np.exp(
+                        -((fi + a - ci) ** 2 + (fj + b - cj) ** 2) / (2 * sigma**2))
+    return out.reshape(grid * grid, image, image)
+
+
+@pytest.mark.parametrize("image, grid, k, sigma", [(12, 20, 7, 1.5), (12, 32, 12, 1.5), (10, 15, 4, 0.8)])
+def test_retinotopic_envelopes_are_gaussians_round_each_units_own_centre(image, grid, k, sigma):
+    layer = retinotopic(image, grid, k, sigma)
+    ones = torch.ones_like(layer.W_d)
+    expected = brute_force_envelope(image, grid, k, sigma)
+    np.testing.assert_allclose(layer.dense(ones).view(-1, image, image).numpy(), expected, rtol=1e-5, atol=1e-7)
+    # the envelope peaks where the centre is: its centre of mass is the centre (up to the window's cut)
+    e = layer.envelope.view(grid, grid, k, k)
+    assert torch.all(e.amax(dim=(2, 3)) > np.exp(-1 / (4 * sigma**2)) - 1e-6)  # a pixel within ½√2 px of it
+    # no two units see the same weighted input: neighbours' centres are image/grid px apart
+    dense = layer.dense(ones)
+    assert torch.cdist(dense, dense).add(torch.eye(grid * grid) * 1e9).min() > 1e-3
+
+
+@pytest.mark.parametrize("image, grid, k, sigma", [(12, 20, 7, 1.5), (9, 9, 9, 2.0)])
+def test_retinotopic_layer_equals_a_per_unit_loop(image, grid, k, sigma):
+    layer = retinotopic(image, grid, k, sigma)
+    env = brute_force_envelope(image, grid, k, sigma)  # (U, H, W)
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(3, image * image, generator=g)
+    zz = torch.rand(3, grid * grid, generator=g)
+    z = layer.encode(x)
+    x_hat = torch.zeros(3, image * image, dtype=torch.float64)
+    for u in range(grid * grid):
+        # the unit's weights on the image: weight i sits at pixel pixel[u, i]
+        w_e = np.zeros(image * image)
+        w_d = np.zeros(image * image)
+        w_e[layer.pixel[u].numpy()] = layer.W_e[u].detach().numpy()
+        w_d[layer.pixel[u].numpy()] = layer.W_d[u].detach().numpy()
+        e = env[u].ravel()
+        pre = x.double().numpy() @ (e * w_e) + float(layer.b[u].detach())
+        np.testing.assert_allclose(z[:, u].detach().numpy(), np.maximum(pre, 0), rtol=1e-4, atol=1e-5)
+        x_hat += zz[:, u, None].double() * torch.from_numpy(e * w_d)
+    torch.testing.assert_close(layer.decode(zz).double(), x_hat.detach(), rtol=1e-4, atol=1e-5)
+
+
+def test_retinotopic_units_own_their_weights_and_gradients_reach_only_them():
+    layer = retinotopic(12, 16, 7, 1.5)
+    units, k2 = layer.W_e.shape
+    assert units == 16 * 16 and k2 == 49 and layer.W_d.shape == (units, k2)  # one row per unit, nothing shared
+    assert layer.W_e.is_contiguous() and layer.W_e.data_ptr() != layer.W_d.data_ptr()
+    x = torch.randn(8, 144, generator=torch.Generator().manual_seed(2)) * 3
+    with torch.no_grad():
+        layer.b.fill_(5.0)  # every unit active
+    for u in (0, 17, units - 1):
+        layer.zero_grad()
+        layer.encode(x)[:, u].sum().backward()
+        rows = layer.W_e.grad.abs().sum(dim=1).nonzero().flatten().tolist()
+        assert rows == [u]
+        z = torch.zeros(4, units)
+        z[:, u] = 1.0
+        layer.zero_grad()
+        layer.decode(z).pow(2).sum().backward()
+        assert layer.W_d.grad.abs().sum(dim=1).nonzero().flatten().tolist() == [u]
+
+
+def test_retinotopic_atoms_are_projected_onto_the_unit_ball_with_their_envelope():
+    layer = retinotopic(12, 16, 7, 1.5)
+    with torch.no_grad():
+        layer.W_d.mul_(torch.linspace(0.1, 10, 256)[:, None])
+    before = layer.atoms().norm(dim=1)
+    layer.project_()
+    after = layer.atoms().norm(dim=1)
+    torch.testing.assert_close(after, before.clamp_max(1.0))
+
+
+@pytest.mark.parametrize("model", [{"grid": 12, "pool": 3, "pool_sigma": 0.7, "anneal_sigma_from": None},
+                                   {"grid": 8, "pool": 3, "anneal_sigma_from": 2.0},  # window 9 > 8 units: wraps twice
+                                   {"grid": None, "wrap": False, "receptive_field": 4},  # cut pools
+                                   {"grid": 16, "envelope_sigma": 1.5, "receptive_field": 7}])
+def test_pool_energies_by_the_kronecker_factors_equal_the_dense_groups(model):
+    from pinwheel.models.local_filters import LocalFiltersAE
+
+    cfg = RunConfig.model_validate(deep_merge(preset_by_id("pinwheels-local")["config"], {"model": model}))
+    net = LocalFiltersAE(cfg.model, (12, 12), torch.Generator().manual_seed(0))
+    z = torch.rand(5, net.side**2, generator=torch.Generator().manual_seed(3))
+    torch.testing.assert_close(net.pooled_energy(z), z.pow(2) @ net.group_weights.T)
+
+
+@pytest.mark.parametrize("model", [{"envelope_sigma": 1.5, "grid": None}, {"envelope_sigma": 1.5, "wrap": False}])
+def test_envelope_needs_a_torus_of_units(model):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="envelope_sigma"):
+        RunConfig.model_validate(deep_merge(preset_by_id("pinwheels-local")["config"], {"model": model}))
