@@ -2,7 +2,7 @@
 
     PYTHONPATH=. python bench/lateral.py [--quick] [--only lateral-tree|lateral-2d] [--steps N] [--save-weights DIR]
 
-Per preset: wall time of training (one torch thread; `uptime` load before and after), then on
+Per preset: wall and CPU time of training (one torch thread; `uptime` load before and after), then on
 held-out patches (pinwheel.analysis.lateral): units active per patch, share of units active on some
 patch, dead units, relative reconstruction error Σ‖x − W_d z‖² / Σ‖x‖², the inhibition term
 mean |z|ᵀS|z|, the share of patches with co-active units that may inhibit each other, and how S moved
@@ -100,13 +100,13 @@ def measure(preset_id: str, steps: int | None, seed: int = 0, save_weights: Path
     s0 = model.S.numpy().copy()
     opt = model.make_optimizer(tc.lr, tc.optimizer)
     at_start = code_numbers(model, held)
-    load_before, start = load(), time.monotonic()
+    load_before, start, cpu_start = load(), time.monotonic(), time.process_time()
     for step in range(tc.steps):
         x, _ = data.batch(tc.batch_size, gen)
         model.train_step(x, None, step, opt)
-    wall = time.monotonic() - start
+    wall, cpu = time.monotonic() - start, time.process_time() - cpu_start
     out = {"preset": preset_id, "steps": tc.steps, "batch_size": tc.batch_size, "units": cfg.model.units,
-           "model": cfg.model.model_dump(), "wall_s": round(wall, 1), "load_before": load_before, "load_after": load(),
+           "model": cfg.model.model_dump(), "wall_s": round(wall, 1), "cpu_s": round(cpu, 1), "load_before": load_before, "load_after": load(),
            "held_out_note": note, "held_out": code_numbers(model, held), "held_out_at_step_0": at_start,
            "training": code_numbers(model, data.x[:HELD_OUT_PATCHES].numpy()),
            "S": L.s_movement(model.S.numpy(), s0, model.mask.numpy(), cfg.model.beta)}
@@ -164,7 +164,7 @@ def main() -> None:
     for pid in keys:
         r = results[pid]
         h, t, s = r["held_out"], r["training"], r["S"]
-        print(f"== {pid}: {r['steps']} steps in {r['wall_s']} s (load {r['load_before']} → {r['load_after']}); {r['held_out_note']}")
+        print(f"== {pid}: {r['steps']} steps in {r['wall_s']} s wall, {r.get('cpu_s', '?')} s CPU (load {r['load_before']} → {r['load_after']}); {r['held_out_note']}")
         print(f"  held-out: active/patch {h['active_per_patch']:.2f}, ever active {h['ever_active_share']:.1%}, "
               f"dead {h['dead_units']}, rel. error {h['relative_error']:.3f} (‖r‖/‖x‖ {h['relative_error_norm']:.3f}), "
               f"inhibition {h['inhibition_term']:.4f}, cross co-active {h['cross_coactive_share']:.1%}")

@@ -105,15 +105,18 @@ class LateralConfig(Strict):
 LATERAL_TREE_PRESET = {
     "id": "lateral-tree",
     "title": "Lateral inhibition: tree",
-    "description": "Sparse coding of whitened 8×8 patches with 40 units on a tree (branching 3, depth 4). "
+    "description": "Sparse coding of whitened 8×8 patches with 40 non-negative units on a tree (branching 3, depth 4). "
                    "S is zero along each branch and learned elsewhere by projected ascent: every unit "
                    "inhibits all but its own branch, so a patch is coded by a root-to-leaf chain whose filters "
-                   "share an orientation, coarse at the root and finer towards the leaves (Gregor, Szlam & LeCun 2011).",
+                   "share an orientation, coarse at the root and finer towards the leaves (Gregor, Szlam & LeCun 2011). "
+                   "Codes are non-negative, so a unit codes one polarity and a child refines its parent rather "
+                   "than cancelling it.",
     "config": {
-        "model": {"kind": "lateral", "units": 40, "lam": 0.1, "mask": {"kind": "tree", "branching": 3, "depth": 4},
-                  "beta": 1.0, "row_sum": 20.0, "learn_S": True, "s_lr": 10.0, "inference_steps": 60},
+        "model": {"kind": "lateral", "units": 40, "lam": 0.05, "mask": {"kind": "tree", "branching": 3, "depth": 4},
+                  "beta": 1.0, "row_sum": 5.0, "learn_S": True, "s_lr": 10.0, "inference_steps": 60,
+                  "nonnegative": True},
         "data": {"kind": "natural_patches", "patch_size": 8, "pool_size": 20000},
-        "train": {"steps": 3000, "batch_size": 128, "lr": 3e-3},
+        "train": {"steps": 8000, "batch_size": 128, "lr": 3e-3},
     },
 }
 
