@@ -19,10 +19,10 @@ from pinwheel.models.lateral import LateralInhibition, SProjection, tree_mask
 torch.set_num_threads(1)
 
 
-def strong_tree(seed: int, steps: int = 400) -> LateralInhibition:
+def strong_tree(seed: int, steps: int = 400, nonnegative: bool = False) -> LateralInhibition:
     """13 units on a tree, S far stronger than ‖W_d‖₂² (the regime where the old step oscillated)."""
     cfg = LateralConfig(units=13, lam=0.1, mask={"kind": "tree", "branching": 3, "depth": 3}, beta=2.0,
-                        row_sum=8.0, inference_steps=steps)
+                        row_sum=8.0, inference_steps=steps, nonnegative=nonnegative)
     model = LateralInhibition(cfg, (4, 5), torch.Generator().manual_seed(seed)).double()
     rng = np.random.default_rng(seed)  # a non-uniform S inside the constraint set
     model.S.copy_(torch.tensor(model.projection(rng.uniform(0, 2, (13, 13)) * model.projection.mask)))
@@ -44,6 +44,24 @@ def test_inference_never_raises_the_energy_and_stops_at_a_stationary_point(seed)
     np.testing.assert_allclose((grad + thr * z.detach().sign())[on].numpy(), 0, atol=1e-6)
     assert (grad.abs()[~on] <= thr[~on] + 1e-6).all()
     assert (on.sum(1) >= 2).float().mean() > 0.5  # codes use several units, not one
+
+
+def test_nonnegative_inference_never_raises_the_energy_and_meets_its_kkt_conditions():
+    """z ≥ 0 (the tree preset): monotone energy, and the KKT conditions of min E s.t. z ≥ 0 with ∇ from autograd:
+    active units ∇_i + λ + 2(S z)_i = 0, inactive ones ∇_i + λ + 2(S z)_i ≥ 0."""
+    model = strong_tree(3, nonnegative=True)
+    x = torch.tensor(np.random.default_rng(3).normal(size=(16, 20)) * 2)
+    energies = torch.stack([model.energy(x, model.infer(x, steps=t)) for t in range(1, 120)])  # (T, B)
+    assert (energies[1:] <= energies[:-1] + 1e-9).all()
+    z = model.infer(x).detach().clone().requires_grad_(True)
+    (grad,) = torch.autograd.grad(0.5 * (x - z @ model.W_d.detach().T).pow(2).sum(), z)
+    z = z.detach()
+    assert (z >= 0).all()
+    kkt = grad + model.config.lam + 2 * z @ model.S
+    on = z > 0
+    np.testing.assert_allclose(kkt[on].numpy(), 0, atol=1e-6)
+    assert (kkt[~on] >= -1e-6).all()
+    assert (on.sum(1) >= 2).float().mean() > 0.25  # several units, not one
 
 
 def test_the_old_step_size_oscillates_where_the_new_one_converges():
@@ -112,6 +130,7 @@ def test_tree_preset_codes_use_a_branch_and_inhibit():
     z = model.infer(data.x[:256]).numpy()
     stats = L.code_statistics(data.x[:256].numpy(), z, z @ model.W_d.detach().numpy().T)
     assert stats["active_per_patch"] > 2
+    assert (z >= 0).all()  # the preset's codes are non-negative: a unit codes one polarity
     assert L.inhibition_term(z, model.S.numpy()) > 0
     assert L.cross_coactivity(z, model.mask.numpy()) > 0
 
