@@ -135,14 +135,17 @@ class GroupSparseConfig(Strict):
 TOPOGRAPHIC_PRESET = {
     "id": "topographic-natural",
     "title": "Topographic map on natural images",
-    "description": "576 units on a 24×24 torus with overlapping Gaussian pools (3×3, σ = 0.7, one per unit; after "
-                   "Kavukcuoglu et al. 2009): localised edge filters whose orientation changes smoothly across the "
-                   "torus, which holds about two column periods (docs/pinwheels.md).",
+    "description": "1,024 units on a 32×32 torus over 12×12 whitened patches made periodic, each unit's filters "
+                   "confined to a Gaussian window (σ = 1.75 pixels) that moves with its place on the torus (8 units "
+                   "per 3 pixels), overlapping Gaussian pools (5×5, σ = 1.25, one per unit; after Kavukcuoglu et al. "
+                   "2009): localised edge filters whose orientation changes smoothly across the torus, with about "
+                   "three column periods a side and their pin-wheels (docs/pinwheels.md).",
     "config": {
-        "model": {"kind": "group_sparse", "units": 576, "lam": 0.3, "lam_warmup_steps": 500,
-                  "groups": {"kind": "torus_2d", "pool": 3, "stride": 1, "gaussian_sigma": 0.7}},
+        "model": {"kind": "group_sparse", "units": 1024, "lam": 0.3, "lam_warmup_steps": 500,
+                  "groups": {"kind": "torus_2d", "pool": 5, "stride": 1, "gaussian_sigma": 1.25},
+                  "retinotopy": {"kind": "gaussian", "sigma": 1.75}},
         "data": {"kind": "natural_patches", "patch_size": 12},
-        "train": {"steps": 3000, "batch_size": 256, "lr": 3e-3},
+        "train": {"steps": 5000, "batch_size": 256, "lr": 1e-2},
     },
 }
 
