@@ -36,15 +36,11 @@ class LocalFiltersConfig(Strict):
     wrap: bool = Field(False, description="a torus without borders: the image is made periodic (its periodic "
                        "component), receptive fields run over its edges and wrap round, and the pools wrap round "
                        "the unit grid; every unit still owns its weights")
-    envelope_sigma: float | None = Field(None, gt=0, le=16, description="sub-pixel retinotopy (needs grid and "
-                                         "wrap): unit (i, j) gets its own field centre (i, j)·image_size/grid pixels, "
-                                         "its k×k window is the pixels nearest that centre, and a fixed Gaussian "
+    envelope_sigma: float | None = Field(None, gt=0, le=16, description="sub-pixel retinotopy (needs grid): unit "
+                                         "(i, j) gets its own field centre (i, j)·image_size/grid pixels, its k×k window is the pixels nearest that centre, and a fixed Gaussian "
                                          "envelope of this σ (pixels) multiplies its encoder and decoder weights, so no "
                                          "two units see the same input; none: fields on whole pixels, several units "
                                          "sharing one")
-    init_smoothing: float | None = Field(None, gt=0, le=16, description="with envelope_sigma: start from low-pass "
-                                         "random weights, white noise blurred by a Gaussian of this σ (pixels) over "
-                                         "each window; none: white noise")
     augment: bool = Field(False, description="show every training image under a random one of the square's 8 "
                           "rotations / flips, so that no orientation dominates because the photographs favour it")
 
@@ -54,9 +50,9 @@ class LocalFiltersConfig(Strict):
             raise ValueError(f"pool: a neighbourhood centred on its unit needs an odd side, got {self.pool}")
         if self.anneal_sigma_from is not None and self.pool_sigma is None:
             raise ValueError("anneal_sigma_from: annealing shrinks Gaussian pools; set pool_sigma too")
-        if self.envelope_sigma is not None and (self.grid is None or not self.wrap):
-            raise ValueError("envelope_sigma: sub-pixel field centres are spread over a periodic image by a unit "
-                             "torus; set grid and wrap: true")
+        if self.envelope_sigma is not None and self.grid is None:
+            raise ValueError("envelope_sigma: sub-pixel field centres are spread over the image by the unit grid; "
+                             "set grid (units per side)")
         return self
 
     def check_data(self, data) -> None:
@@ -75,17 +71,16 @@ PINWHEELS_PRESET = {
     "id": "pinwheels-local",
     "title": "Pin-wheels: local filters without weight sharing",
     "description": "Whole 12×12 whitened images made periodic (their periodic component), each shown under a "
-                   "random rotation / flip; a 24×24 torus of units (2 per pixel along each side, 4 to every "
-                   "receptive-field position), each with its own 4×4 receptive field that wraps round the image "
-                   "and no shared weights, trained with group sparsity over Gaussian neighbourhoods on the torus "
-                   "that shrink from σ = 2.5 to 1.2 (after Gregor & LeCun 2010). No border: every unit is in the "
-                   "map's valid region, which spans 2–3.5 column periods Λ (docs/pinwheels.md: the map is still rough).",
+                   "random rotation / flip; a 32×32 torus of units, each with its own field centre (2.67 units per "
+                   "pixel, so neighbours' fields are 0.375 px apart and no two units see the same input), its own "
+                   "weights under a fixed Gaussian envelope (σ = 2 px) and nothing shared, trained with group "
+                   "sparsity over 3×3 Gaussian neighbourhoods on the torus (after Gregor & LeCun 2010). The "
+                   "retinotopy pins the column period near 10 units: about 3.3 periods a side (docs/pinwheels.md).",
     "config": {
-        "model": {"kind": "local_filters", "receptive_field": 4, "grid": 24, "wrap": True, "pool": 5,
-                  "pool_sigma": 1.2, "anneal_sigma_from": 2.5, "anneal_steps": 1500, "lam": 0.5,
-                  "lam_warmup_steps": 300, "augment": True},
+        "model": {"kind": "local_filters", "receptive_field": 12, "grid": 32, "wrap": True, "envelope_sigma": 2.0,
+                  "pool": 3, "pool_sigma": 0.7, "lam": 0.45, "lam_warmup_steps": 500, "augment": True},
         "data": {"kind": "natural_images", "image_size": 12, "pool_size": 5000},
-        "train": {"steps": 10000, "batch_size": 32, "lr": 5e-3},
+        "train": {"steps": 12000, "batch_size": 256, "lr": 1e-2},
     },
 }
 

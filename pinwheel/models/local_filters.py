@@ -237,26 +237,25 @@ class LocallyConnected(nn.Module):
         return padded.new_zeros(padded.shape[0], h * h).index_add(1, self.wrapped_pixel, padded)  # (B, H·W)
 
 
-def retinotopic_fields(image_side: int, grid: int, k: int, sigma: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Sub-pixel retinotopy on a periodic image: unit (i, j) of the grid×grid torus has its own field centre
-    c = (i, j)·H/grid (pixels, H/grid apart), a k×k window of the pixels nearest c and on it the envelope
-    E_u(p) = exp(−|p − c|²/2σ²), p the window's pixels unwrapped round c.
-    → (pixel (U, k²) int64: flat index of the window's pixels in the H×H image, wrapped; envelope (U, k²))."""
+def retinotopic_fields(image_side: int, grid: int, k: int, sigma: float,
+                       wrap: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """Sub-pixel retinotopy: unit (i, j) of the grid×grid units has its own field centre c = (i, j)·H/grid
+    (pixels, H/grid apart), a k×k window of the pixels nearest c and on it the envelope
+    E_u(p) = exp(−|p − c|²/2σ²), p the window's pixels unwrapped round c. On a periodic image (`wrap`) the
+    window wraps round; on a plain one its pixels beyond the edges get envelope 0 (the field is cut there).
+    → (pixel (U, k²) int64: flat index of the window's pixels in the H×H image; envelope (U, k²))."""
     centre = torch.arange(grid, dtype=torch.float64) * image_side / grid  # (G,)
     first = torch.round(centre - (k - 1) / 2).to(torch.int64)  # (G,) window's first pixel, may be < 0
     pix = first[:, None] + torch.arange(k)  # (G, k) unwrapped pixel coordinates
     e1 = torch.exp(-(pix - centre[:, None]) ** 2 / (2 * sigma**2))  # (G, k): the envelope factors per side
-    ring = torch.remainder(pix, image_side)  # (G, k)
+    if wrap:
+        ring = torch.remainder(pix, image_side)  # (G, k)
+    else:  # pixels off the image: weight 0 on the nearest pixel (a zero adds nothing, gets no gradient)
+        e1 = e1 * ((pix >= 0) & (pix < image_side))
+        ring = pix.clamp(0, image_side - 1)
     pixel = ring[:, None, :, None] * image_side + ring[None, :, None, :]  # (G, G, k, k): row-major in the image
     envelope = e1[:, None, :, None] * e1[None, :, None, :]  # (G, G, k, k)
     return pixel.reshape(grid * grid, k * k), envelope.reshape(grid * grid, k * k).float()
-
-
-def window_blur(k: int, sigma: float) -> torch.Tensor:
-    """(k², k²): exp(−|p − q|²/2σ²) between the pixels p, q of a k×k window; noise (·, k²) @ it is low-pass."""
-    rows, cols = torch.meshgrid(torch.arange(k), torch.arange(k), indexing="ij")
-    p = torch.stack([rows.flatten(), cols.flatten()], dim=1).float()  # (k², 2)
-    return torch.exp(-torch.cdist(p, p) ** 2 / (2 * sigma**2))
 
 
 class RetinotopicLayer(nn.Module):
@@ -267,16 +266,14 @@ class RetinotopicLayer(nn.Module):
     product each; the scatter's gradient is a gather, so a weight's gradient comes only from its own unit."""
 
     def __init__(self, image_shape: tuple[int, int], k: int, grid: int, envelope_sigma: float,
-                 generator: torch.Generator, init_smoothing: float | None = None):
+                 generator: torch.Generator, wrap: bool = True):
         super().__init__()
         self.image_shape, self.k, self.side = tuple(image_shape), k, grid
-        pixel, envelope = retinotopic_fields(image_shape[0], grid, k, envelope_sigma)
+        pixel, envelope = retinotopic_fields(image_shape[0], grid, k, envelope_sigma, wrap)
         self.register_buffer("pixel", pixel, persistent=False)  # (U, k²)
         self.register_buffer("envelope", envelope, persistent=False)  # (U, k²)
         units = grid * grid
         w = torch.randn(units, k * k, generator=generator)
-        if init_smoothing is not None:  # low-pass noise: each window's noise blurred by a Gaussian of this σ
-            w = w @ window_blur(k, init_smoothing)
         w /= (w * envelope).norm(dim=1, keepdim=True)  # every unit's atom E ⊙ w of norm 1
         self.W_e = nn.Parameter(w.clone())  # (U, k²)
         self.W_d = nn.Parameter(w.clone())  # (U, k²)
@@ -314,9 +311,9 @@ class LocalFiltersAE(PinwheelModel):
     def __init__(self, config: LocalFiltersConfig, input_shape: tuple[int, int], generator: torch.Generator):
         super().__init__(input_shape)
         self.config = config
-        if config.envelope_sigma is not None:  # sub-pixel retinotopy (the config checks grid and wrap)
+        if config.envelope_sigma is not None:  # sub-pixel retinotopy (the config checks that grid is set)
             self.layer = RetinotopicLayer(input_shape, config.receptive_field, config.grid, config.envelope_sigma,
-                                          generator, config.init_smoothing)
+                                          generator, config.wrap)
         else:
             self.layer = LocallyConnected(input_shape, config.receptive_field, config.stride, generator, config.grid,
                                           config.wrap)

@@ -56,9 +56,13 @@ def test_dihedral_shows_each_image_under_one_of_the_eight_symmetries_of_the_squa
     assert abs(np.mean(props.selectivity * np.exp(2j * props.theta))) < 0.15
 
 
-@pytest.mark.parametrize("model, layout", [({"grid": None, "stride": 1, "wrap": False}, "positions"),
-                                           ({"grid": 12, "wrap": False}, "grid"),
-                                           ({"grid": 28, "wrap": True}, "grid")])  # 2 units per pixel: 4 a field
+OWN_PIXELS = {"envelope_sigma": None, "receptive_field": 4}  # fields on whole pixels (the layer before retinotopy)
+
+
+@pytest.mark.parametrize("model, layout", [({**OWN_PIXELS, "grid": None, "stride": 1, "wrap": False}, "positions"),
+                                           ({**OWN_PIXELS, "grid": 12, "wrap": False}, "grid"),
+                                           ({**OWN_PIXELS, "grid": 28, "wrap": True}, "grid"),  # 4 units a field
+                                           ({"grid": 20}, "grid")])  # the preset's own centres, 1.4 per pixel
 def test_local_filters_are_drawn_without_covering_each_other(model, layout):
     """Fields at image positions when every unit has its own; on the unit grid when units share fields."""
     from pinwheel.data import build_dataset
@@ -86,20 +90,20 @@ def test_local_filters_are_drawn_without_covering_each_other(model, layout):
 
 # ---- sub-pixel retinotopy (envelope_sigma) ------------------------------------------------------
 
-def retinotopic(image=12, grid=20, k=7, sigma=1.5, seed=0):
+def retinotopic(image=12, grid=20, k=7, sigma=1.5, seed=0, wrap=True):
     from pinwheel.models.local_filters import RetinotopicLayer
 
     g = torch.Generator().manual_seed(seed)
-    layer = RetinotopicLayer((image, image), k, grid, sigma, g)
+    layer = RetinotopicLayer((image, image), k, grid, sigma, g, wrap=wrap)
     with torch.no_grad():
         layer.b.normal_(generator=g)
         layer.W_d.normal_(generator=g)
     return layer
 
 
-def brute_force_envelope(image, grid, k, sigma):
+def brute_force_envelope(image, grid, k, sigma, wrap=True):
     """(U, H, W): each unit's envelope on the image, pixel by pixel: centre (i, j)·H/grid, window the k pixels
-    from round(centre − (k − 1)/2) on, wrapped round the image, 0 outside the window."""
+    from round(centre − (k − 1)/2) on, wrapped round the image (else cut at its edges), 0 outside the window."""
     out = np.zeros((grid, grid, image, image))
     for i in range(grid):
         for j in range(grid):
@@ -107,16 +111,19 @@ def brute_force_envelope(image, grid, k, sigma):
             fi, fj = round(ci - (k - 1) / 2), round(cj - (k - 1) / 2)
             for a in range(k):
                 for b in range(k):
+                    if not wrap and not (0 <= fi + a < image and 0 <= fj + b < image):
+                        continue
                     out[i, j, (fi + a) % image, (fj + b) % image] = np.exp(
                         -((fi + a - ci) ** 2 + (fj + b - cj) ** 2) / (2 * sigma**2))
     return out.reshape(grid * grid, image, image)
 
 
-@pytest.mark.parametrize("image, grid, k, sigma", [(12, 20, 7, 1.5), (12, 32, 12, 1.5), (10, 15, 4, 0.8)])
-def test_retinotopic_envelopes_are_gaussians_round_each_units_own_centre(image, grid, k, sigma):
-    layer = retinotopic(image, grid, k, sigma)
+@pytest.mark.parametrize("image, grid, k, sigma, wrap", [(12, 20, 7, 1.5, True), (12, 32, 12, 1.5, True),
+                                                        (10, 15, 4, 0.8, True), (12, 20, 7, 1.5, False)])
+def test_retinotopic_envelopes_are_gaussians_round_each_units_own_centre(image, grid, k, sigma, wrap):
+    layer = retinotopic(image, grid, k, sigma, wrap=wrap)
     ones = torch.ones_like(layer.W_d)
-    expected = brute_force_envelope(image, grid, k, sigma)
+    expected = brute_force_envelope(image, grid, k, sigma, wrap)
     np.testing.assert_allclose(layer.dense(ones).view(-1, image, image).numpy(), expected, rtol=1e-5, atol=1e-7)
     # the envelope peaks where the centre is: its centre of mass is the centre (up to the window's cut)
     e = layer.envelope.view(grid, grid, k, k)
@@ -126,10 +133,11 @@ def test_retinotopic_envelopes_are_gaussians_round_each_units_own_centre(image, 
     assert torch.cdist(dense, dense).add(torch.eye(grid * grid) * 1e9).min() > 1e-3
 
 
-@pytest.mark.parametrize("image, grid, k, sigma", [(12, 20, 7, 1.5), (9, 9, 9, 2.0)])
-def test_retinotopic_layer_equals_a_per_unit_loop(image, grid, k, sigma):
-    layer = retinotopic(image, grid, k, sigma)
-    env = brute_force_envelope(image, grid, k, sigma)  # (U, H, W)
+@pytest.mark.parametrize("image, grid, k, sigma, wrap", [(12, 20, 7, 1.5, True), (9, 9, 9, 2.0, True),
+                                                        (12, 20, 7, 1.5, False)])
+def test_retinotopic_layer_equals_a_per_unit_loop(image, grid, k, sigma, wrap):
+    layer = retinotopic(image, grid, k, sigma, wrap=wrap)
+    env = brute_force_envelope(image, grid, k, sigma, wrap)  # (U, H, W)
     g = torch.Generator().manual_seed(1)
     x = torch.randn(3, image * image, generator=g)
     zz = torch.rand(3, grid * grid, generator=g)
@@ -139,8 +147,9 @@ def test_retinotopic_layer_equals_a_per_unit_loop(image, grid, k, sigma):
         # the unit's weights on the image: weight i sits at pixel pixel[u, i]
         w_e = np.zeros(image * image)
         w_d = np.zeros(image * image)
-        w_e[layer.pixel[u].numpy()] = layer.W_e[u].detach().numpy()
-        w_d[layer.pixel[u].numpy()] = layer.W_d[u].detach().numpy()
+        inside = layer.envelope[u].numpy() > 0  # off-image window pixels (plain image) have envelope 0
+        w_e[layer.pixel[u].numpy()[inside]] = layer.W_e[u].detach().numpy()[inside]
+        w_d[layer.pixel[u].numpy()[inside]] = layer.W_d[u].detach().numpy()[inside]
         e = env[u].ravel()
         pre = x.double().numpy() @ (e * w_e) + float(layer.b[u].detach())
         np.testing.assert_allclose(z[:, u].detach().numpy(), np.maximum(pre, 0), rtol=1e-4, atol=1e-5)
@@ -180,7 +189,7 @@ def test_retinotopic_atoms_are_projected_onto_the_unit_ball_with_their_envelope(
 
 @pytest.mark.parametrize("model", [{"grid": 12, "pool": 3, "pool_sigma": 0.7, "anneal_sigma_from": None},
                                    {"grid": 8, "pool": 3, "anneal_sigma_from": 2.0},  # window 9 > 8 units: wraps twice
-                                   {"grid": None, "wrap": False, "receptive_field": 4},  # cut pools
+                                   {**OWN_PIXELS, "grid": None, "wrap": False},  # cut pools
                                    {"grid": 16, "envelope_sigma": 1.5, "receptive_field": 7}])
 def test_pool_energies_by_the_kronecker_factors_equal_the_dense_groups(model):
     from pinwheel.models.local_filters import LocalFiltersAE
@@ -191,9 +200,9 @@ def test_pool_energies_by_the_kronecker_factors_equal_the_dense_groups(model):
     torch.testing.assert_close(net.pooled_energy(z), z.pow(2) @ net.group_weights.T)
 
 
-@pytest.mark.parametrize("model", [{"envelope_sigma": 1.5, "grid": None}, {"envelope_sigma": 1.5, "wrap": False}])
-def test_envelope_needs_a_torus_of_units(model):
+def test_envelope_needs_a_unit_grid():
     from pydantic import ValidationError
 
     with pytest.raises(ValidationError, match="envelope_sigma"):
-        RunConfig.model_validate(deep_merge(preset_by_id("pinwheels-local")["config"], {"model": model}))
+        RunConfig.model_validate(deep_merge(preset_by_id("pinwheels-local")["config"],
+                                            {"model": {"envelope_sigma": 1.5, "grid": None}}))
