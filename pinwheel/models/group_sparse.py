@@ -45,10 +45,12 @@ def retinotopic_windows(side: int, shape: tuple[int, int], sigma: float) -> torc
     H×W torus from each pixel to the unit's centre (a·H/side, b·W/side), pixels row-major. The cut makes the
     weights beyond it get exactly no gradient, so they stay as they start (0)."""
     h, w = shape
-    def ring(n_units: int, n_pixels: int) -> torch.Tensor:  # (units, pixels): squared distance along one side
-        d = torch.arange(n_pixels, dtype=torch.float64)[None, :] - torch.arange(n_units, dtype=torch.float64)[:, None] * n_pixels / n_units
-        return (torch.remainder(d + n_pixels / 2, n_pixels) - n_pixels / 2) ** 2  # shortest way round
-    d2 = ring(side, h)[:, None, :, None] + ring(side, w)[None, :, None, :]  # (side, side, H, W)
+
+    def ring(n: int) -> torch.Tensor:  # (side, n): squared distance along one side of n pixels, the shortest way round
+        d = torch.arange(n, dtype=torch.float64)[None, :] - torch.arange(side, dtype=torch.float64)[:, None] * n / side
+        return (torch.remainder(d + n / 2, n) - n / 2) ** 2
+
+    d2 = ring(h)[:, None, :, None] + ring(w)[None, :, None, :]  # (side, side, H, W)
     return (torch.exp(-d2 / (2 * sigma**2)) * (d2 <= 9 * sigma**2)).reshape(side * side, h * w).float()
 
 
