@@ -80,7 +80,7 @@ PINWHEELS_PRESET = {
         "model": {"kind": "local_filters", "receptive_field": 12, "grid": 32, "wrap": True, "envelope_sigma": 2.0,
                   "pool": 3, "pool_sigma": 0.7, "lam": 0.45, "lam_warmup_steps": 500, "augment": True},
         "data": {"kind": "natural_images", "image_size": 12, "pool_size": 5000},
-        "train": {"steps": 12000, "batch_size": 256, "lr": 1e-2},
+        "train": {"steps": 18000, "batch_size": 256, "lr": 1e-2},
     },
 }
 
