@@ -145,7 +145,7 @@ TOPOGRAPHIC_PRESET = {
                   "groups": {"kind": "torus_2d", "pool": 5, "stride": 1, "gaussian_sigma": 1.25},
                   "retinotopy": {"kind": "gaussian", "sigma": 1.75}},
         "data": {"kind": "natural_patches", "patch_size": 12},
-        "train": {"steps": 5000, "batch_size": 256, "lr": 1e-2},
+        "train": {"steps": 5000, "batch_size": 256, "lr": 7e-3},
     },
 }
 
