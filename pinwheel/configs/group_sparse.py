@@ -101,13 +101,6 @@ class GroupSparseConfig(Strict):
             raise ValueError("dictionary_update: 'online' needs form 'sparse_coding' (the auto-encoder's encoder "
                              "is learned by gradient)")
         g = self.groups
-        if self.retinotopy is not None and not isinstance(g, Torus2D):
-            raise ValueError("retinotopy: retinotopic windows need groups of kind 'torus_2d' (the window centres "
-                             f"follow the units' places on the torus), got '{g.kind}'")
-        if self.augment and self.form != "autoencoder":
-            raise ValueError("augment: augmentation is implemented for form 'autoencoder' only")
-        if self.retinotopy is not None and self.form != "autoencoder":
-            raise ValueError("retinotopy: retinotopic windows are implemented for form 'autoencoder' only")
         if isinstance(g, Torus2D):
             side = round(self.units**0.5)
             if side * side != self.units:
@@ -129,6 +122,13 @@ class GroupSparseConfig(Strict):
             if need != self.units:
                 raise ValueError(f"units: a complete tree of depth {g.depth} and branching {g.branching} "
                                  f"has {need} nodes; set units={need}")
+        if self.retinotopy is not None and not isinstance(g, Torus2D):
+            raise ValueError("retinotopy: retinotopic windows need groups of kind 'torus_2d' (the window centres "
+                             f"follow the units' places on the torus), got '{g.kind}'")
+        if self.augment and self.form != "autoencoder":
+            raise ValueError("augment: augmentation is implemented for form 'autoencoder' only")
+        if self.retinotopy is not None and self.form != "autoencoder":
+            raise ValueError("retinotopy: retinotopic windows are implemented for form 'autoencoder' only")
         return self
 
 
