@@ -32,7 +32,7 @@ def test_presets_resolve_to_valid_configs(client):
     ids = [p["id"] for p in presets]
     assert "topographic-natural" in ids and len(ids) == len(set(ids))
     topo = presets[ids.index("topographic-natural")]
-    assert topo["config"]["model"]["units"] == 576 and topo["config"]["model"]["groups"]["kind"] == "torus_2d"
+    assert topo["config"]["model"]["units"] == 1024 and topo["config"]["model"]["groups"]["kind"] == "torus_2d"
 
 
 def test_invalid_config_is_422_naming_the_field(client):

@@ -23,7 +23,8 @@ def png(text: str) -> np.ndarray:
 
 def model_and_probe(groups: dict, units: int):
     cfg = RunConfig.model_validate(deep_merge(PRESETS[0]["config"], {
-        "data": {"pool_size": 1000}, "model": {"units": units, "groups": groups}}))
+        # plain global filters: retinotopic windows need a torus, and blocks and trees are not one
+        "data": {"pool_size": 1000}, "model": {"units": units, "groups": groups, "retinotopy": None}}))
     ds = build_dataset(cfg.data, 0)
     return build_model(cfg.model, ds, torch.Generator().manual_seed(0)), ds.probe(64)[0]
 
