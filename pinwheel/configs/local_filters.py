@@ -36,10 +36,11 @@ class LocalFiltersConfig(Strict):
     wrap: bool = Field(False, description="a torus without borders: the image is made periodic (its periodic "
                        "component), receptive fields run over its edges and wrap round, and the pools wrap round "
                        "the unit grid; every unit still owns its weights")
-    envelope_sigma: float | None = Field(None, gt=0, le=16, description="sub-pixel retinotopy (needs grid): unit "
-                                         "(i, j) gets its own field centre (i, j)·image_size/grid pixels, its k×k window is the pixels nearest that centre, and a fixed Gaussian "
-                                         "envelope of this σ (pixels) multiplies its encoder and decoder weights, so no "
-                                         "two units see the same input; none: fields on whole pixels, several units "
+    envelope_sigma: float | None = Field(None, gt=0, le=16, description="sub-pixel retinotopy (needs grid): "
+                                         "unit (i, j) gets its own field centre (i, j)·image_size/grid pixels, its "
+                                         "k×k window is the pixels nearest that centre, and a fixed Gaussian envelope "
+                                         "of this σ (pixels) multiplies its encoder and decoder weights, so no two "
+                                         "units see the same input; none: fields on whole pixels, several units "
                                          "sharing one")
     augment: bool = Field(False, description="show every training image under a random one of the square's 8 "
                           "rotations / flips, so that no orientation dominates because the photographs favour it")

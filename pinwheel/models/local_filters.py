@@ -16,6 +16,10 @@ pixels and are pushed to be active together, so they become similar; reconstruct
 every orientation within each receptive field, so orientation must also change — the
 compromise is a continuous orientation map with pin-wheels (Gregor & LeCun 2010).
 Unfold / fold and broadcast products do all units at once; there is no loop over units.
+
+Sub-pixel retinotopy (`envelope_sigma`, `RetinotopicLayer`): unit (i, j) of the G×G grid has its own centre
+c_u = (i, j)·H/G and its weights act through a fixed envelope, W[u] ⊙ E_u, E_u(p) = exp(−|p − c_u|²/2σ²) on
+the k×k window nearest c_u; no two units see the same input (shared fields pushed neighbours apart).
 Nothing in a training step leaves the device: the annealed pools are rebuilt there from the grid's
 axes (one 1-D kernel per side), and the augmentation's symmetries are drawn with the run's generator (saved in
 the checkpoint, so a resumed run is the straight run) and applied as one gather of pixels.
