@@ -124,12 +124,12 @@ LATERAL_2D_PRESET = {
     "id": "lateral-2d",
     "title": "Lateral inhibition: 2-D map",
     "description": "Sparse coding of whitened 10×10 patches with 256 units on a 16×16 torus; S is zero between "
-                   "grid neighbours, learned by ascent on an annulus (1.5 < distance ≤ 4 units) and zero beyond, "
+                   "grid neighbours, learned by ascent on an annulus (2 < distance ≤ 4.5 units) and zero beyond, "
                    "so neighbours may be active together, units a few steps apart compete, and a topographic map "
                    "of orientation with a period of a few units forms — the mirror image of group sparsity.",
     "config": {
-        "model": {"kind": "lateral", "units": 256, "lam": 0.3,
-                  "mask": {"kind": "grid", "radius": 1.5, "outer_radius": 4.0, "wrap": True},
+        "model": {"kind": "lateral", "units": 256, "lam": 0.1,
+                  "mask": {"kind": "grid", "radius": 2.0, "outer_radius": 4.5, "wrap": True},
                   "beta": 2.0, "row_sum": 30.0, "learn_S": True, "s_lr": 10.0, "inference_steps": 40},
         "data": {"kind": "natural_patches", "patch_size": 10, "pool_size": 20000},
         "train": {"steps": 2000, "batch_size": 64, "lr": 3e-3},
