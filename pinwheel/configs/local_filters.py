@@ -75,13 +75,13 @@ PINWHEELS_PRESET = {
                    "random rotation / flip; a 32×32 torus of units, each with its own field centre (2.67 units per "
                    "pixel, so neighbours' fields are 0.375 px apart and no two units see the same input), its own "
                    "weights under a fixed Gaussian envelope (σ = 2 px) and nothing shared, trained with group "
-                   "sparsity over 3×3 Gaussian neighbourhoods on the torus (after Gregor & LeCun 2010). The "
+                   "sparsity over 5×5 Gaussian neighbourhoods (σ = 1 unit) on the torus (after Gregor & LeCun 2010). The "
                    "retinotopy pins the column period near 10 units: about 3.3 periods a side (docs/pinwheels.md).",
     "config": {
         "model": {"kind": "local_filters", "receptive_field": 12, "grid": 32, "wrap": True, "envelope_sigma": 2.0,
-                  "pool": 3, "pool_sigma": 0.7, "lam": 0.45, "lam_warmup_steps": 500, "augment": True},
+                  "pool": 5, "pool_sigma": 1.0, "lam": 0.45, "lam_warmup_steps": 500, "augment": True},
         "data": {"kind": "natural_images", "image_size": 12, "pool_size": 5000},
-        "train": {"steps": 18000, "batch_size": 256, "lr": 1e-2},
+        "train": {"steps": 14000, "batch_size": 256, "lr": 1e-2},
     },
 }
 
