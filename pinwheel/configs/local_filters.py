@@ -76,7 +76,7 @@ PINWHEELS_PRESET = {
                    "pixel, so neighbours' fields are 0.375 px apart and no two units see the same input), its own "
                    "weights under a fixed Gaussian envelope (σ = 2 px) and nothing shared, trained with group "
                    "sparsity over 5×5 Gaussian neighbourhoods (σ = 1 unit) on the torus (after Gregor & LeCun 2010). The "
-                   "retinotopy pins the column period near 10 units: about 3.3 periods a side (docs/pinwheels.md).",
+                   "retinotopy pins the column period near 10 units: about 3.2 periods a side (docs/pinwheels.md).",
     "config": {
         "model": {"kind": "local_filters", "receptive_field": 12, "grid": 32, "wrap": True, "envelope_sigma": 2.0,
                   "pool": 5, "pool_sigma": 1.0, "lam": 0.45, "lam_warmup_steps": 500, "augment": True},
