@@ -37,7 +37,7 @@ from ..dictionary import accumulate_, fista_codes, forgetting, restart_unused_, 
 from ..groups import EPS, GroupStructure, build_groups
 from ..inference import lipschitz_bound
 from .base import PinwheelModel, random_dictionary, to_numpy, unit_columns_
-from .local_filters import dihedral, dihedral_pixels, periodic_component
+from .image_ops import dihedral, dihedral_pixels, periodic_component
 
 
 def retinotopic_windows(side: int, shape: tuple[int, int], sigma: float) -> torch.Tensor:

@@ -7,7 +7,8 @@ import torch
 
 from pinwheel.analysis import topography as T
 from pinwheel.configs import RunConfig, deep_merge, preset_by_id
-from pinwheel.models.local_filters import LocallyConnected, dihedral
+from pinwheel.models.image_ops import dihedral
+from pinwheel.models.local_layers import LocallyConnected
 from tests.pinwheel.test_topography import gabor  # a Gabor of known orientation
 
 torch.set_num_threads(1)
@@ -91,7 +92,7 @@ def test_local_filters_are_drawn_without_covering_each_other(model, layout):
 # ---- sub-pixel retinotopy (envelope_sigma) ------------------------------------------------------
 
 def retinotopic(image=12, grid=20, k=7, sigma=1.5, seed=0, wrap=True):
-    from pinwheel.models.local_filters import RetinotopicLayer
+    from pinwheel.models.local_layers import RetinotopicLayer
 
     g = torch.Generator().manual_seed(seed)
     layer = RetinotopicLayer((image, image), k, grid, sigma, g, wrap=wrap)

@@ -16,7 +16,8 @@ from pinwheel import groups, inference
 from pinwheel.configs import PRESETS, RunConfig, deep_merge, preset_by_id
 from pinwheel.data import Dataset
 from pinwheel.models.lateral import SProjection, tree_mask
-from pinwheel.models.local_filters import dihedral, grid_pools
+from pinwheel.models.image_ops import dihedral
+from pinwheel.models.local_filters import grid_pools
 from pinwheel.train import train
 
 LATE = 100_000  # past every schedule: conv stack's last layer, DrSAE's supervised phase, pools annealed, λ warm

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 from pinwheel.configs import RunConfig, preset_by_id
 from pinwheel.configs.group_sparse import GroupSparseConfig
 from pinwheel.models.group_sparse import GroupSparseAE, centred, retinotopic_windows
-from pinwheel.models.local_filters import dihedral, periodic_component
+from pinwheel.models.image_ops import dihedral, periodic_component
 
 torch.set_num_threads(1)
 
