@@ -210,10 +210,12 @@ class GroupSparseAE(PinwheelModel):
         return {"filters": to_numpy(self.W_d.T).reshape(-1, h, w), "layout": layout}
 
     def weights(self) -> dict[str, np.ndarray]:
-        encoder = {} if self.sparse_coding else {"W_e": to_numpy(self.W_e), "b": to_numpy(self.b)}
-        if self.retinotopic:  # the filters in use are W_e ⊙ M and W_d ⊙ Mᵀ
+        # the filters in use, so that z = ReLU(W_e x + b) and x̂ = W_d z hold for whoever loads the file: with
+        # retinotopic windows W_e ⊙ M and W_d ⊙ Mᵀ (the window M beside them), not the raw parameters
+        encoder = {} if self.sparse_coding else {"W_e": to_numpy(self.encoder()), "b": to_numpy(self.b)}
+        if self.retinotopic:
             encoder["window"] = to_numpy(self.window)
-        return {**encoder, "W_d": to_numpy(self.W_d), "input_shape": np.asarray(self.input_shape),
+        return {**encoder, "W_d": to_numpy(self.decoder()), "input_shape": np.asarray(self.input_shape),
                 **self._sync_groups().as_arrays()}
 
 

@@ -163,7 +163,12 @@ class LocalFiltersAE(PinwheelModel):
                            "border": 0 if self.config.wrap else self.config.pool // 2}}
 
     def weights(self) -> dict[str, np.ndarray]:
-        return {"W_e": to_numpy(self.layer.W_e), "W_d": to_numpy(self.layer.W_d), "b": to_numpy(self.layer.b),
+        # the filters in use on each unit's window: with sub-pixel retinotopy E_u ⊙ W[u] (the envelope beside them)
+        enveloped = isinstance(self.layer, RetinotopicLayer)
+        extra = {"envelope": to_numpy(self.layer.envelope)} if enveloped else {}
+        w_e = self.layer.W_e * self.layer.envelope if enveloped else self.layer.W_e
+        w_d = self.layer.W_d * self.layer.envelope if enveloped else self.layer.W_d
+        return {"W_e": to_numpy(w_e), "W_d": to_numpy(w_d), "b": to_numpy(self.layer.b), **extra,
                 "grid_shape": np.asarray([self.side, self.side], dtype=np.int64),
                 "positions": self.positions().astype(np.int64),
                 "receptive_field": np.asarray(self.config.receptive_field, dtype=np.int64),

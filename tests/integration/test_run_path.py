@@ -44,7 +44,9 @@ def test_run_completes_streams_in_order_and_replays(api):
     arrays = np.load(io.BytesIO(res.content))
     assert arrays["W_e"].shape == (64, 144) and arrays["W_d"].shape == (144, 64)
     assert tuple(arrays["grid_shape"]) == (8, 8)
+    # the atoms in use (the preset's retinotopic windows applied, the window beside them) at their bound, norm 1
     np.testing.assert_allclose(np.linalg.norm(arrays["W_d"], axis=0), 1.0, rtol=1e-4)
+    assert arrays["window"].shape == (64, 144)
 
     # SSE on a finished run replays from the stream, or from the store once the stream is gone
     replay = [d for _, kind, d in read_events(api, f"/api/runs/{run['id']}/events") if kind == "frame"]

@@ -207,3 +207,27 @@ def test_envelope_needs_a_unit_grid():
     with pytest.raises(ValidationError, match="envelope_sigma"):
         RunConfig.model_validate(deep_merge(preset_by_id("pinwheels-local")["config"],
                                             {"model": {"envelope_sigma": 1.5, "grid": None}}))
+
+
+def test_exported_weights_are_the_enveloped_filters_in_use():
+    """weights.npz carries E_u ⊙ W[u] (and the envelope), what each unit applies on its window: with the
+    windows' pixels (`pixel`) the exported arrays encode and decode as the model does."""
+    from pinwheel.models.local_filters import LocalFiltersAE
+
+    cfg = RunConfig.model_validate(deep_merge(preset_by_id("pinwheels-local")["config"],
+                                              {"model": {"grid": 16, "envelope_sigma": 1.5, "receptive_field": 7}}))
+    net = LocalFiltersAE(cfg.model, (12, 12), torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        net.layer.W_e.add_(1.0)
+        net.layer.b.normal_(generator=torch.Generator().manual_seed(1))
+    w = net.weights()
+    x = torch.randn(3, 144, generator=torch.Generator().manual_seed(2))
+    image = net.image(x).numpy()
+    pixel = net.layer.pixel.numpy()  # (U, k²): the image pixel under each window pixel
+    z = np.maximum(np.einsum("bup,up->bu", image[:, pixel], w["W_e"]) + w["b"], 0)
+    np.testing.assert_allclose(z, net.encode(x).detach().numpy(), rtol=1e-5, atol=1e-5)
+    x_hat = np.zeros((3, 144))
+    for u in range(pixel.shape[0]):
+        np.add.at(x_hat, (slice(None), pixel[u]), z[:, u:u + 1] * w["W_d"][u])
+    np.testing.assert_allclose(x_hat, net.layer.decode(net.encode(x)).detach().numpy(), rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(w["envelope"], net.layer.envelope.numpy())

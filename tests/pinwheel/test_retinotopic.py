@@ -147,3 +147,21 @@ def test_augment_shows_each_patch_under_a_symmetry_drawn_from_the_run_generator(
     z = torch.relu(seen @ m.encoder().T + m.b)
     expected = 0.5 * (seen - m.decode(z)).pow(2).sum(dim=1).mean()
     torch.testing.assert_close(terms["reconstruction"], expected)
+
+
+def test_exported_weights_are_the_filters_in_use():
+    """weights.npz is what a user loads: z = ReLU(W_e p + b) and x̂ = W_d z must hold with its arrays (p the
+    periodic component), so with windows it carries W_e ⊙ M and W_d ⊙ Mᵀ, not the raw parameters."""
+    m = model(retinotopy={"sigma": 1.0})
+    with torch.no_grad():  # parameters that differ from the filters in use everywhere
+        m.W_e.add_(1.0)
+        m.W_d.add_(1.0)
+    w = m.weights()
+    x = torch.randn(4, 36, generator=torch.Generator().manual_seed(5))
+    p = periodic_component(x, (6, 6)).numpy()
+    z = np.maximum(p @ w["W_e"].T + w["b"], 0)
+    np.testing.assert_allclose(z, m.encode(x).detach().numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(z @ w["W_d"].T, m.decode(m.encode(x)).detach().numpy(), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(w["W_d"], (m.W_d * m.window.T).detach().numpy())
+    plain = model()
+    np.testing.assert_array_equal(plain.weights()["W_d"], plain.W_d.detach().numpy())
