@@ -125,6 +125,14 @@ def windows_1d(m: int, size: int, stride: int) -> GroupStructure:
     return GroupStructure("windows_1d", w)
 
 
+def separable_sums(z: torch.Tensor, axis: torch.Tensor) -> torch.Tensor:
+    """Σ_u w_ju z_u² for every group j of a G×G grid whose weights factor over its two sides, w = A ⊗ A
+    (one pool per unit, A (G, G) one side's profile): with the energies on the grid, E = z² as (B, G, G), the
+    sums are A E Aᵀ, B·2G³ operations in place of the dense product's B·G⁴. (B, G²) → (B, G²), row-major."""
+    g = axis.shape[0]
+    return (axis @ z.pow(2).view(-1, g, g) @ axis.T).flatten(1)
+
+
 def torus_2d(side: int, pool: int, stride: int, sigma: float | None = None) -> GroupStructure:
     """Pools of pool×pool units every `stride` units on a side×side torus (wrapping at the edges)."""
     offsets = np.arange(pool) - (pool - 1) / 2

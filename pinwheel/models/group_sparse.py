@@ -34,7 +34,7 @@ from torch import nn
 
 from ..configs.group_sparse import Blocks1D, GroupSparseConfig, Torus2D
 from ..dictionary import accumulate_, fista_codes, forgetting, restart_unused_, update_columns_
-from ..groups import EPS, GroupStructure, build_groups
+from ..groups import EPS, GroupStructure, build_groups, separable_sums
 from ..inference import lipschitz_bound
 from .base import PinwheelModel, random_dictionary, to_numpy, unit_columns_
 from .image_ops import dihedral, dihedral_pixels, periodic_component
@@ -65,11 +65,8 @@ def pool_axis(side: int, pool: int, sigma: float | None) -> torch.Tensor:
 
 def torus_penalty(z: torch.Tensor, axis: torch.Tensor) -> torch.Tensor:
     """Ω(z) per example for one pool at every unit of a G×G torus (Torus2D with stride 1), (B, G²) → (B,):
-    the group sums Σ_(r,c) A[r0, r] A[c0, c] z²[r, c] are A Z² Aᵀ (the kernel is separable), two (G, G)
-    products instead of the dense (G², G²) one; then Σ_(r0,c0) sqrt(· + EPS)."""
-    g = axis.shape[0]
-    sums = axis @ z.pow(2).view(-1, g, g) @ axis.T  # (B, G, G): group (r0, c0)'s weighted sum of z²
-    return torch.sqrt(sums + EPS).flatten(1).sum(dim=1)
+    Σ_(r0,c0) sqrt(· + EPS) of the group sums, taken by the kernel's two 1-D factors (groups.separable_sums)."""
+    return torch.sqrt(separable_sums(z, axis) + EPS).sum(dim=1)
 
 
 def centred(filters: np.ndarray, shape: tuple[int, int], side: int) -> np.ndarray:

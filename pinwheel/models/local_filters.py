@@ -33,11 +33,10 @@ import numpy as np
 import torch
 
 from ..configs.local_filters import LocalFiltersConfig
+from ..groups import EPS, separable_sums
 from .base import PinwheelModel, to_numpy
 from .image_ops import dihedral, dihedral_pixels, periodic_component
 from .local_layers import LocallyConnected, RetinotopicLayer
-
-EPS = 1e-8
 
 
 def axis_kernel(axis: torch.Tensor, half: int, sigma: float | None, period: int | None = None) -> torch.Tensor:
@@ -139,8 +138,7 @@ class LocalFiltersAE(PinwheelModel):
         The weights are a Kronecker product over the grid's two sides, w = A ⊗ A (A: `axis_pool`, rows
         normalised), so with the energies on the grid, E = z² as (B, G, G), the pools are A E Aᵀ:
         B·2G³ operations in place of B·G⁴."""
-        energy = z.pow(2).view(-1, self.side, self.side)  # (B, G, G)
-        return torch.matmul(self.axis_pool, energy @ self.axis_pool.T).flatten(1)  # (B, G²), unit order
+        return separable_sums(z, self.axis_pool)  # (B, G²), unit order
 
     @torch.no_grad()
     def project_(self) -> None:
@@ -164,11 +162,9 @@ class LocalFiltersAE(PinwheelModel):
 
     def weights(self) -> dict[str, np.ndarray]:
         # the filters in use on each unit's window: with sub-pixel retinotopy E_u ⊙ W[u] (the envelope beside them)
-        enveloped = isinstance(self.layer, RetinotopicLayer)
-        extra = {"envelope": to_numpy(self.layer.envelope)} if enveloped else {}
-        w_e = self.layer.W_e * self.layer.envelope if enveloped else self.layer.W_e
-        w_d = self.layer.W_d * self.layer.envelope if enveloped else self.layer.W_d
-        return {"W_e": to_numpy(w_e), "W_d": to_numpy(w_d), "b": to_numpy(self.layer.b), **extra,
+        extra = {"envelope": to_numpy(self.layer.envelope)} if isinstance(self.layer, RetinotopicLayer) else {}
+        return {"W_e": to_numpy(self.layer.encoder_filters()), "W_d": to_numpy(self.layer.atoms()),
+                "b": to_numpy(self.layer.b), **extra,
                 "grid_shape": np.asarray([self.side, self.side], dtype=np.int64),
                 "positions": self.positions().astype(np.int64),
                 "receptive_field": np.asarray(self.config.receptive_field, dtype=np.int64),

@@ -65,6 +65,10 @@ class LocallyConnected(nn.Module):
         """(U, k²): what each unit paints on its field."""
         return self.W_d
 
+    def encoder_filters(self) -> torch.Tensor:
+        """(U, k²): what each unit applies to its field."""
+        return self.W_e
+
     @torch.no_grad()
     def project_(self) -> None:
         self.W_d.div_(self.W_d.norm(dim=1, keepdim=True).clamp_min(1.0))  # each unit's atom ‖W_d[u]‖ ≤ 1
@@ -176,6 +180,10 @@ class RetinotopicLayer(nn.Module):
     def atoms(self) -> torch.Tensor:
         """(U, k²): what each unit paints, E_u ⊙ W_d[u] on its window."""
         return self.W_d * self.envelope
+
+    def encoder_filters(self) -> torch.Tensor:
+        """(U, k²): what each unit applies to its window, E_u ⊙ W_e[u]."""
+        return self.W_e * self.envelope
 
     @torch.no_grad()
     def project_(self) -> None:
