@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 
 from .common import DigitsData, NaturalImagesData, NaturalPatchesData
+from .local_filters import unit_grid_side
 
 FLOAT = 4  # bytes; every family trains in float32
 OVERHEAD = 256 * 1024**2  # the framework's own allocations (CUDA context excluded), kernels' scratch space
@@ -44,6 +45,8 @@ def _family(model, data, batch: int) -> tuple[int, int]:
             acts = batch * (6 * m + 2 * d)
         else:  # pre-activation, code, group energies, their gradients
             acts = batch * (8 * m + 3 * d)
+        if model.retinotopy is not None:  # the windows, the windowed weights and their gradients: (m, d) each
+            acts += 4 * m * d
         return params, acts
     if kind == "lateral":
         m = model.units
@@ -53,10 +56,12 @@ def _family(model, data, batch: int) -> tuple[int, int]:
         params = 2 * m * d + m * m + 10 * m
         return params, batch * (3 * m * (steps + 1) + 3 * d)  # unrolled: every step's code is kept
     if kind == "local_filters":
-        side = input_side(data)
-        grid = model.grid or (side - model.receptive_field) // model.stride + 1
+        grid = unit_grid_side(input_side(data), model.receptive_field, model.stride, model.grid, model.wrap)
         units, k2 = grid * grid, model.receptive_field ** 2
-        return 2 * units * k2 + units, batch * (units * (k2 + 8) + 3 * d)  # unfolded patches per unit
+        params = 2 * units * k2 + units
+        if model.envelope_sigma is not None:  # no unfolding: two dense (units, d) matrices, their products, gradients
+            return params, batch * (8 * units + 3 * d) + 8 * units * d
+        return params, batch * (units * (k2 + 8) + 3 * d)  # unfolded patches per unit
     if kind == "conv_stack":
         side, channels, params, acts = input_side(data), 1, 0, 0
         for layer in model.layers:
