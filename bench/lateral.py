@@ -87,10 +87,11 @@ def inhibition_fields(s: np.ndarray, side: int, units: list[int], cell: int = 8)
 
 
 def measure(preset_id: str, steps: int | None, seed: int = 0, save_weights: Path | None = None,
-            fixed_s: bool = False, figures: bool = True) -> dict:
-    override = {"train": {"steps": steps}} if steps else {}
+            fixed_s: bool = False, figures: bool = True, config_override: dict | None = None) -> dict:
+    """Train the preset (with `config_override` deep-merged into its config, for probes) and measure it."""
+    override = deep_merge(config_override or {}, {"train": {"steps": steps}} if steps else {})
     if fixed_s:  # the ablation: the same run with S left at its start
-        override["model"] = {"learn_S": False}
+        override = deep_merge(override, {"model": {"learn_S": False}})
     cfg = RunConfig.model_validate(deep_merge(preset_by_id(preset_id)["config"], override))
     tc = cfg.train
     torch.manual_seed(seed)

@@ -69,6 +69,9 @@ class LateralConfig(Strict):
     mask: MaskConfig = Field(default_factory=TreeMask)
     beta: float = Field(0.05, gt=0, description="β, upper bound on every entry of S")
     row_sum: float = Field(0.5, gt=0, description="Σ_j S_ij for every unit that may inhibit anyone")
+    row_sum_start: float | None = Field(None, gt=0, description="row sum at step 0, moved linearly to row_sum over "
+                                                                "row_sum_steps training steps (none: row_sum throughout)")
+    row_sum_steps: int = Field(0, ge=0, le=10_000_000, description="steps of the row-sum schedule (with row_sum_start)")
     learn_S: bool = Field(True, description="learn S by projected gradient ascent (else S stays at its start)")
     s_lr: float = Field(0.05, gt=0, description="η, step of the ascent on S")
     inference_steps: int = Field(60, ge=1, le=2_000, description="proximal-gradient steps per batch")
@@ -96,10 +99,21 @@ class LateralConfig(Strict):
             degrees = [int(((d > m.radius) & (d <= outer)).sum()) for d in (grid_distances(side, u, m.wrap) for u in units)]
         if not degrees or min(degrees) == 0:
             raise ValueError("mask: the mask leaves no pair of units free to inhibit each other")
-        if self.row_sum > self.beta * min(degrees):
-            raise ValueError(f"row_sum: {self.row_sum} cannot be reached with entries ≤ beta={self.beta} on a row "
-                             f"with only {min(degrees)} free entries (need row_sum ≤ {self.beta * min(degrees):g})")
+        for name, r in (("row_sum", self.row_sum), ("row_sum_start", self.row_sum_start)):
+            if r is not None and r > self.beta * min(degrees):
+                raise ValueError(f"{name}: {r} cannot be reached with entries ≤ beta={self.beta} on a row "
+                                 f"with only {min(degrees)} free entries (need {name} ≤ {self.beta * min(degrees):g})")
+        if (self.row_sum_start is None) != (self.row_sum_steps == 0):
+            raise ValueError("row_sum_start and row_sum_steps: set both (a schedule over row_sum_steps ≥ 1 steps) "
+                             "or neither")
         return self
+
+    def row_sum_at(self, step: int) -> float:
+        """The row sum S is projected onto at training step `step` (row_sum without a schedule)."""
+        if self.row_sum_start is None:
+            return self.row_sum
+        f = min(max(step, 0) / self.row_sum_steps, 1.0)
+        return self.row_sum_start + f * (self.row_sum - self.row_sum_start)
 
 
 LATERAL_TREE_PRESET = {
@@ -110,11 +124,12 @@ LATERAL_TREE_PRESET = {
                    "inhibits all but its own branch, so a patch is coded by a root-to-leaf chain whose filters "
                    "share an orientation, coarse at the root and finer towards the leaves (Gregor, Szlam & LeCun 2011). "
                    "Codes are non-negative, so a unit codes one polarity and a child refines its parent rather "
-                   "than cancelling it.",
+                   "than cancelling it. Inhibition starts strong (row sum 25), so the branches form, and relaxes "
+                   "to row sum 5 over the first 4,000 steps, so that several branches code a patch together.",
     "config": {
         "model": {"kind": "lateral", "units": 40, "lam": 0.05, "mask": {"kind": "tree", "branching": 3, "depth": 4},
-                  "beta": 1.0, "row_sum": 5.0, "learn_S": True, "s_lr": 10.0, "inference_steps": 60,
-                  "nonnegative": True},
+                  "beta": 1.0, "row_sum": 5.0, "row_sum_start": 25.0, "row_sum_steps": 4000, "learn_S": True,
+                  "s_lr": 10.0, "inference_steps": 60, "nonnegative": True},
         "data": {"kind": "natural_patches", "patch_size": 8, "pool_size": 20000},
         "train": {"steps": 8000, "batch_size": 128, "lr": 3e-3},
     },

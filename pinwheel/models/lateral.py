@@ -22,7 +22,10 @@ descent on ½‖x − W_d z*‖² for W_d (columns renormalised); if S is learne
 
     S ← Π(S + η · mean_b |z*||z*|ᵀ),   Π onto {S = Sᵀ, 0 ≤ S ≤ β, S = 0 off the mask, S 1 = r}
 
-so co-active pairs inhibit each other more and others less. Π is computed by Dykstra's
+so co-active pairs inhibit each other more and others less. With a row-sum schedule (config
+`row_sum_start`, `row_sum_steps`) r moves linearly from row_sum_start to row_sum over the first
+row_sum_steps steps: strong inhibition early, while the branches form, relaxed later so that more
+units may code a patch together. Π is computed by Dykstra's
 alternating projections between the box and the row-sum plane (both inside the space of
 symmetric masked matrices, where the row-sum projection has a closed form). In a training step
 the projection runs on S's device in float64 (`SProjection.tensor`): the same iterations, stopped
@@ -68,11 +71,12 @@ class SProjection:
         self.beta = beta
         deg = self.mask.sum(axis=1)
         self.active = deg > 0
+        self.row_sum = row_sum
         self.target = np.where(self.active, row_sum, 0.0)  # r_i (a unit no one may inhibit keeps 0)
         a = self.active
         q = np.diag(deg[a]).astype(np.float64) + self.mask[np.ix_(a, a)]  # (D + M) on active rows
         self.q_inv = np.linalg.pinv(q)
-        self._consts: dict = {}  # device → (mask, target, q_inv on every row (zero off the active ones))
+        self._consts: dict = {}  # device → (mask, 1 on the active rows, q_inv on every row (zero off the active ones))
 
     def _box(self, s: np.ndarray) -> np.ndarray:
         return np.clip(s, 0.0, self.beta) * self.mask
@@ -81,6 +85,12 @@ class SProjection:
         u = np.zeros(len(s))
         u[self.active] = self.q_inv @ (s.sum(axis=1) - self.target)[self.active]
         return s - (u[:, None] + u[None, :]) * self.mask
+
+    def set_row_sum(self, row_sum: float) -> None:
+        """Project onto rows summing to `row_sum` from now on (a row-sum schedule)."""
+        if row_sum != self.row_sum:
+            self.row_sum = row_sum
+            self.target = np.where(self.active, row_sum, 0.0)  # on a device: 1_active · row_sum (`tensor`)
 
     def __call__(self, s: np.ndarray, iters: int = 2000, tol: float = 1e-7) -> np.ndarray:
         x = 0.5 * (s + s.T) * self.mask  # onto the subspace; both sets lie in it
@@ -101,7 +111,7 @@ class SProjection:
             q_full = np.zeros((len(self.mask),) * 2)
             q_full[np.ix_(self.active, self.active)] = self.q_inv
             self._consts[device] = tuple(torch.as_tensor(np.asarray(a, dtype=np.float64)).to(device)
-                                         for a in (self.mask, self.target, q_full))
+                                         for a in (self.mask, self.active, q_full))
         return self._consts[device]
 
     def tensor(self, s: torch.Tensor, iters: int = 2000, tol: float = 1e-7, device_iters: int = 16,
@@ -109,7 +119,8 @@ class SProjection:
         """`__call__` on a float64 tensor, on its device. On the CPU it stops as `__call__` does; elsewhere
         (or adaptive=False) it runs `device_iters` iterations, each one after convergence a no-op, with no
         host synchronisation."""
-        mask, target, q_full = self._on(s.device)
+        mask, active, q_full = self._on(s.device)
+        target = active * self.row_sum  # a Python scalar: a row-sum schedule moves no data to the device
         adaptive = s.device.type == "cpu" if adaptive is None else adaptive
 
         def box(t):
@@ -151,7 +162,7 @@ class LateralInhibition(PinwheelModel):
         self.parents = tree_parents(mk.branching, mk.depth) if isinstance(mk, TreeMask) else None
         self.grid = (round(m**0.5),) * 2 if isinstance(mk, GridMask) else None
         mask = tree_mask(mk.branching, mk.depth) if isinstance(mk, TreeMask) else grid_mask(self.grid[0], mk.radius, mk.wrap, mk.outer_radius)
-        self.projection = SProjection(mask, config.beta, config.row_sum)
+        self.projection = SProjection(mask, config.beta, config.row_sum_at(0))
         s0 = self.projection(self.projection.mask * config.beta / 2)
         self.register_buffer("S", torch.tensor(s0, dtype=torch.float32))  # (m, m)
         self.register_buffer("mask", torch.tensor(self.projection.mask))
@@ -199,9 +210,13 @@ class LateralInhibition(PinwheelModel):
         with torch.no_grad():
             a = z.abs()
             inhibition = ((a @ self.S) * a).sum(1).mean()
+            r_old, r_new = self.projection.row_sum, self.config.row_sum_at(step + 1)
+            self.projection.set_row_sum(r_new)  # the row-sum schedule, if any
             if self.config.learn_S:
                 co = (a.T @ a / len(a)).double()  # mean |z||z|ᵀ
                 self.S.copy_(self.projection.tensor(self.S.double() + self.config.s_lr * co))
+            elif r_new != r_old:  # S not learned: only moved onto the new row sum
+                self.S.copy_(self.projection.tensor(self.S.double()))
         l1 = a.sum(1).mean()
         return {"loss": (recon + self.config.lam * l1 + inhibition).detach(), "reconstruction": recon.detach(),
                 "l1": l1, "inhibition": inhibition, "active_fraction": (z != 0).float().mean()}
