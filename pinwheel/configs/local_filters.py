@@ -42,6 +42,15 @@ class LocalFiltersConfig(Strict):
                                          "of this σ (pixels) multiplies its encoder and decoder weights, so no two "
                                          "units see the same input; none: fields on whole pixels, several units "
                                          "sharing one")
+    envelope_cut: float | None = Field(None, gt=0, le=8, description="with envelope_sigma: the envelope is 0 "
+                                       "beyond this many σ from the unit's centre (a round field, as the "
+                                       "topographic preset's windows are cut at 3σ); none: the whole k×k window")
+    lr_anneal: tuple[int, int] | None = Field(None, description="(first, last) step: from the first the learning "
+                                              "rate falls by a half cosine to lr_floor × train.lr at the last, and "
+                                              "stays there (the map settles without Adam's step-to-step jitter); "
+                                              "none: train.lr throughout")
+    lr_floor: float = Field(0.05, gt=0, le=1, description="with lr_anneal: the final learning rate, a fraction of "
+                            "train.lr")
     augment: bool = Field(False, description="show every training image under a random one of the square's 8 "
                           "rotations / flips, so that no orientation dominates because the photographs favour it")
 
@@ -54,6 +63,13 @@ class LocalFiltersConfig(Strict):
         if self.envelope_sigma is not None and self.grid is None:
             raise ValueError("envelope_sigma: sub-pixel field centres are spread over the image by the unit grid; "
                              "set grid (units per side)")
+        if self.lr_anneal is not None and not 0 <= self.lr_anneal[0] < self.lr_anneal[1]:
+            raise ValueError(f"lr_anneal: (first, last) step with 0 ≤ first < last, got {tuple(self.lr_anneal)}")
+        if self.envelope_cut is not None and self.envelope_sigma is None:
+            raise ValueError("envelope_cut: it cuts the Gaussian envelope of sub-pixel retinotopy; set envelope_sigma")
+        if self.envelope_cut is not None and self.envelope_cut * self.envelope_sigma < 0.5:
+            raise ValueError(f"envelope_cut: {self.envelope_cut}·σ = {self.envelope_cut * self.envelope_sigma:.2f} px "
+                             "would leave some units without a single pixel; at least 0.5 px")
         return self
 
     def check_data(self, data) -> None:
@@ -71,17 +87,19 @@ class LocalFiltersConfig(Strict):
 PINWHEELS_PRESET = {
     "id": "pinwheels-local",
     "title": "Pin-wheels: local filters without weight sharing",
-    "description": "Whole 12×12 whitened images made periodic (their periodic component), each shown under a "
-                   "random rotation / flip; a 32×32 torus of units, each with its own field centre (2.67 units per "
-                   "pixel, so neighbours' fields are 0.375 px apart and no two units see the same input), its own "
-                   "weights under a fixed Gaussian envelope (σ = 2 px) and nothing shared, trained with group "
-                   "sparsity over 5×5 Gaussian neighbourhoods (σ = 1 unit) on the torus (after Gregor & LeCun 2010). The "
-                   "retinotopy pins the column period near 10 units: about 3.2 periods a side (docs/pinwheels.md).",
+    "description": "Whole 12×12 whitened images made periodic (their periodic component); a 32×32 torus of units, "
+                   "each with its own field centre (2.67 units per pixel, so neighbours' fields are 0.375 px apart "
+                   "and no two units see the same input), its own weights under a fixed Gaussian envelope (σ = 1.75 "
+                   "px, cut at 3σ: a round field) and nothing shared, trained with group sparsity over 5×5 Gaussian "
+                   "neighbourhoods (σ = 1.25 units) on the torus (after Gregor & LeCun 2010), the learning rate "
+                   "annealed over the last 3,000 steps. The retinotopy pins the column period near 10 units: about "
+                   "3.1 periods a side (docs/pinwheels.md).",
     "config": {
-        "model": {"kind": "local_filters", "receptive_field": 12, "grid": 32, "wrap": True, "envelope_sigma": 2.0,
-                  "pool": 5, "pool_sigma": 1.0, "lam": 0.45, "lam_warmup_steps": 500, "augment": True},
-        "data": {"kind": "natural_images", "image_size": 12, "pool_size": 5000},
-        "train": {"steps": 14000, "batch_size": 256, "lr": 1e-2},
+        "model": {"kind": "local_filters", "receptive_field": 12, "grid": 32, "wrap": True, "envelope_sigma": 1.75,
+                  "envelope_cut": 3.0, "pool": 5, "pool_sigma": 1.25, "lam": 0.903, "lam_warmup_steps": 500,
+                  "lr_anneal": [7000, 10000], "lr_floor": 0.05},
+        "data": {"kind": "natural_images", "image_size": 12, "pool_size": 50000},
+        "train": {"steps": 10000, "batch_size": 256, "lr": 7e-3},
     },
 }
 

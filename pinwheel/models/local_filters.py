@@ -20,7 +20,9 @@ local_layers.py; the image operations: image_ops.py).
 
 Sub-pixel retinotopy (`envelope_sigma`, `RetinotopicLayer`): unit (i, j) of the G×G grid has its own centre
 c_u = (i, j)·H/G and its weights act through a fixed envelope, W[u] ⊙ E_u, E_u(p) = exp(−|p − c_u|²/2σ²) on
-the k×k window nearest c_u; no two units see the same input (shared fields pushed neighbours apart).
+the k×k window nearest c_u (0 beyond `envelope_cut`·σ: a round field); no two units see the same input (shared
+fields pushed neighbours apart). The raw weights start as a unit Gaussian vector times E_u (local_layers.py).
+`lr_anneal` lowers the learning rate by a half cosine between two steps (set on the optimizer every step).
 Nothing in a training step leaves the device: the annealed pools are rebuilt there from the grid's
 axes (one 1-D kernel per side), and the augmentation's symmetries are drawn with the run's generator (saved in
 the checkpoint, so a resumed run is the straight run) and applied as one gather of pixels.
@@ -93,7 +95,7 @@ class LocalFiltersAE(PinwheelModel):
         self.config = config
         if config.envelope_sigma is not None:  # sub-pixel retinotopy (the config checks that grid is set)
             self.layer = RetinotopicLayer(input_shape, config.receptive_field, config.grid, config.envelope_sigma,
-                                          generator, config.wrap)
+                                          generator, config.wrap, config.envelope_cut)
         else:
             self.layer = LocallyConnected(input_shape, config.receptive_field, config.stride, generator, config.grid,
                                           config.wrap)
@@ -106,6 +108,22 @@ class LocalFiltersAE(PinwheelModel):
         # follow the model to its device; not in the state dict (they are functions of the config)
         self.register_buffer("grid_axis", torch.arange(self.side, dtype=torch.float64), persistent=False)  # (G,)
         self.register_buffer("dihedral_pixels", dihedral_pixels(input_shape), persistent=False)  # (8, H·W)
+
+    def lr_at(self, step: int, lr: float) -> float:
+        """lr (train.lr), or with `lr_anneal` = (first, last) a half cosine from it down to lr_floor × lr between
+        those steps, lr_floor × lr after."""
+        c = self.config
+        if c.lr_anneal is None or step <= c.lr_anneal[0]:
+            return lr
+        t = min(1.0, (step - c.lr_anneal[0]) / (c.lr_anneal[1] - c.lr_anneal[0]))
+        return lr * (c.lr_floor + (1 - c.lr_floor) * 0.5 * (1 + math.cos(math.pi * t)))
+
+    def train_step(self, x, y, step: int, optimizer):
+        if self.config.lr_anneal is not None:  # a Python float per step: no tensor, nothing to sync
+            for group in optimizer.param_groups:
+                # train.lr, kept in the group: a resumed run's optimizer state brings it back with the group
+                group["lr"] = self.lr_at(step, group.setdefault("initial_lr", group["lr"]))
+        return super().train_step(x, y, step, optimizer)
 
     def image(self, x: torch.Tensor) -> torch.Tensor:
         """What the units see: with `wrap`, the image's periodic component (no seam on the torus)."""

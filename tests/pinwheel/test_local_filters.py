@@ -57,7 +57,7 @@ def test_dihedral_shows_each_image_under_one_of_the_eight_symmetries_of_the_squa
     assert abs(np.mean(props.selectivity * np.exp(2j * props.theta))) < 0.15
 
 
-OWN_PIXELS = {"envelope_sigma": None, "receptive_field": 4}  # fields on whole pixels (the layer before retinotopy)
+OWN_PIXELS = {"envelope_sigma": None, "envelope_cut": None, "receptive_field": 4}  # fields on whole pixels (the layer before retinotopy)
 
 
 @pytest.mark.parametrize("model, layout", [({**OWN_PIXELS, "grid": None, "stride": 1, "wrap": False}, "positions"),
@@ -91,20 +91,21 @@ def test_local_filters_are_drawn_without_covering_each_other(model, layout):
 
 # ---- sub-pixel retinotopy (envelope_sigma) ------------------------------------------------------
 
-def retinotopic(image=12, grid=20, k=7, sigma=1.5, seed=0, wrap=True):
+def retinotopic(image=12, grid=20, k=7, sigma=1.5, seed=0, wrap=True, cut=None):
     from pinwheel.models.local_layers import RetinotopicLayer
 
     g = torch.Generator().manual_seed(seed)
-    layer = RetinotopicLayer((image, image), k, grid, sigma, g, wrap=wrap)
+    layer = RetinotopicLayer((image, image), k, grid, sigma, g, wrap=wrap, cut=cut)
     with torch.no_grad():
         layer.b.normal_(generator=g)
         layer.W_d.normal_(generator=g)
     return layer
 
 
-def brute_force_envelope(image, grid, k, sigma, wrap=True):
+def brute_force_envelope(image, grid, k, sigma, wrap=True, cut=None):
     """(U, H, W): each unit's envelope on the image, pixel by pixel: centre (i, j)·H/grid, window the k pixels
-    from round(centre − (k − 1)/2) on, wrapped round the image (else cut at its edges), 0 outside the window."""
+    from round(centre − (k − 1)/2) on, wrapped round the image (else cut at its edges), 0 outside the window
+    and, with `cut`, 0 farther than cut·σ from the centre."""
     out = np.zeros((grid, grid, image, image))
     for i in range(grid):
         for j in range(grid):
@@ -114,17 +115,20 @@ def brute_force_envelope(image, grid, k, sigma, wrap=True):
                 for b in range(k):
                     if not wrap and not (0 <= fi + a < image and 0 <= fj + b < image):
                         continue
-                    out[i, j, (fi + a) % image, (fj + b) % image] = np.exp(
-                        -((fi + a - ci) ** 2 + (fj + b - cj) ** 2) / (2 * sigma**2))
+                    d2 = (fi + a - ci) ** 2 + (fj + b - cj) ** 2
+                    if cut is not None and d2 > (cut * sigma) ** 2:
+                        continue
+                    out[i, j, (fi + a) % image, (fj + b) % image] = np.exp(-d2 / (2 * sigma**2))
     return out.reshape(grid * grid, image, image)
 
 
-@pytest.mark.parametrize("image, grid, k, sigma, wrap", [(12, 20, 7, 1.5, True), (12, 32, 12, 1.5, True),
-                                                        (10, 15, 4, 0.8, True), (12, 20, 7, 1.5, False)])
-def test_retinotopic_envelopes_are_gaussians_round_each_units_own_centre(image, grid, k, sigma, wrap):
-    layer = retinotopic(image, grid, k, sigma, wrap=wrap)
+@pytest.mark.parametrize("image, grid, k, sigma, wrap, cut", [
+    (12, 20, 7, 1.5, True, None), (12, 32, 12, 1.5, True, None), (10, 15, 4, 0.8, True, None),
+    (12, 20, 7, 1.5, False, None), (12, 32, 12, 1.75, True, 3.0), (12, 20, 7, 1.5, False, 1.5)])
+def test_retinotopic_envelopes_are_gaussians_round_each_units_own_centre(image, grid, k, sigma, wrap, cut):
+    layer = retinotopic(image, grid, k, sigma, wrap=wrap, cut=cut)
     ones = torch.ones_like(layer.W_d)
-    expected = brute_force_envelope(image, grid, k, sigma, wrap)
+    expected = brute_force_envelope(image, grid, k, sigma, wrap, cut)
     np.testing.assert_allclose(layer.dense(ones).view(-1, image, image).numpy(), expected, rtol=1e-5, atol=1e-7)
     # the envelope peaks where the centre is: its centre of mass is the centre (up to the window's cut)
     e = layer.envelope.view(grid, grid, k, k)
@@ -201,6 +205,33 @@ def test_pool_energies_by_the_kronecker_factors_equal_the_dense_groups(model):
     torch.testing.assert_close(net.pooled_energy(z), z.pow(2) @ net.group_weights.T)
 
 
+def test_envelope_cut_makes_round_fields_and_the_weights_start_inside_them():
+    layer = retinotopic(12, 32, 12, 1.75, cut=3.0)
+    e = layer.envelope.view(32, 32, 12, 12)
+    # the round field: its corners (≥ 6.4 px from every centre) are cut, the pixels within 3σ = 5.25 px are not
+    assert torch.all(e[:, :, 0, 0] == 0) and torch.all(e[:, :, -1, -1] == 0)
+    assert torch.all((e > 0).sum(dim=(2, 3)) >= 81)  # π·5.25² ≈ 87 pixels, up to the lattice
+    full = retinotopic(12, 32, 12, 1.75)
+    assert torch.all((full.envelope > 0).sum(dim=1) == 144)
+    # weights start as a unit Gaussian vector times the envelope (small where it is small, 0 where it is cut)
+    from pinwheel.models.local_layers import RetinotopicLayer
+
+    fresh = RetinotopicLayer((12, 12), 12, 32, 1.75, torch.Generator().manual_seed(4), cut=3.0)
+    g = torch.randn(32 * 32, 144, generator=torch.Generator().manual_seed(4))
+    torch.testing.assert_close(fresh.W_d.detach(), g / g.norm(dim=1, keepdim=True) * fresh.envelope)
+    assert torch.equal(fresh.W_e, fresh.W_d) and torch.all(fresh.W_d[fresh.envelope == 0] == 0)
+    assert float(fresh.atoms().detach().norm(dim=1).max()) < 0.5  # E ⊙ E ⊙ g/‖g‖: far inside the unit ball
+
+
+@pytest.mark.parametrize("model, message", [({"envelope_cut": 3.0, "envelope_sigma": None}, "envelope_cut"),
+                                            ({"envelope_cut": 0.2, "envelope_sigma": 1.5}, "envelope_cut")])
+def test_envelope_cut_needs_an_envelope_and_a_pixel(model, message):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match=message):
+        RunConfig.model_validate(deep_merge(preset_by_id("pinwheels-local")["config"], {"model": model}))
+
+
 def test_envelope_needs_a_unit_grid():
     from pydantic import ValidationError
 
@@ -231,3 +262,33 @@ def test_exported_weights_are_the_enveloped_filters_in_use():
         np.add.at(x_hat, (slice(None), pixel[u]), z[:, u:u + 1] * w["W_d"][u])
     np.testing.assert_allclose(x_hat, net.layer.decode(net.encode(x)).detach().numpy(), rtol=1e-4, atol=1e-4)
     np.testing.assert_allclose(w["envelope"], net.layer.envelope.numpy())
+
+
+def test_lr_anneal_falls_by_a_half_cosine_between_its_steps_and_stays_at_the_floor():
+    from pinwheel.models.local_filters import LocalFiltersAE
+
+    cfg = RunConfig.model_validate(deep_merge(preset_by_id("pinwheels-local")["config"], {
+        "model": {"grid": 8, "receptive_field": 7, "lr_anneal": [100, 300], "lr_floor": 0.1}}))
+    net = LocalFiltersAE(cfg.model, (12, 12), torch.Generator().manual_seed(0))
+    opt = net.make_optimizer(0.02)
+    x = torch.randn(4, 144, generator=torch.Generator().manual_seed(1))
+    seen = {}
+    for step in (0, 100, 200, 300, 500):
+        net.train_step(x, None, step, opt)
+        seen[step] = opt.param_groups[0]["lr"]
+    assert seen[0] == seen[100] == 0.02
+    assert seen[200] == pytest.approx(0.02 * (0.1 + 0.9 * 0.5))  # half-way down the cosine
+    assert seen[300] == seen[500] == pytest.approx(0.002)
+    # a resumed run: the optimizer's state brings train.lr back with it, so step 200 gives the same rate
+    fresh = net.make_optimizer(0.02)
+    fresh.load_state_dict(opt.state_dict())
+    net.train_step(x, None, 200, fresh)
+    assert fresh.param_groups[0]["lr"] == pytest.approx(seen[200])
+
+
+@pytest.mark.parametrize("anneal", [[300, 300], [500, 100], [-1, 10]])
+def test_lr_anneal_needs_first_before_last(anneal):
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError, match="lr_anneal"):
+        RunConfig.model_validate(deep_merge(preset_by_id("pinwheels-local")["config"], {"model": {"lr_anneal": anneal}}))

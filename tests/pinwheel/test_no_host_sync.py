@@ -140,7 +140,8 @@ def test_batches_on_the_cpu_are_drawn_as_before():
 
 def local_filters_config() -> RunConfig:
     return RunConfig.model_validate(deep_merge(preset_by_id("pinwheels-local")["config"], {
-        "model": {"grid": 8, "pool": 3, "anneal_sigma_from": 2.0, "anneal_steps": 30, "lam_warmup_steps": 10},
+        "model": {"grid": 8, "pool": 3, "anneal_sigma_from": 2.0, "anneal_steps": 30, "lam_warmup_steps": 10,
+                  "augment": True, "lr_anneal": [10, 30]},  # the resumed run starts (step 20) mid-anneal
         "data": {"image_size": 12, "pool_size": 100},
         "train": {"steps": 40, "batch_size": 8, "frame_every_steps": 10, "frame_every_seconds": 3600}}))
 
