@@ -116,6 +116,10 @@ const FAMILIES = {
   lateral(m, panels, c) {
     const s = panels?.interaction_matrix ? "interaction_matrix" : "tree_inhibition.matrix";
     const map = topographic(m, panels, c);
+    const br = panels?.tree_inhibition?.branch;
+    const branchRows = present([panelRow(panels, "tree_inhibition.branch.ratio", br
+      ? `filter |cos| within / across branch, ratio (${num(br.within)} / ${num(br.across)}; relabelled at random ${num(br.relabelled_mean)} ± ${num(br.relabelled_std)})`
+      : "filter |cos| within / across branch, ratio", "weights")]);
     const sRows = present([panelRow(panels, `${s}.nonzero_share`, "off-diagonal entries of S non-zero", "s", pct),
       panelRow(panels, `${s}.scale`, "largest inhibition S_ij", "s"),
       metricRow(m, "inhibition", "inhibition |z|ᵀS|z|", "train")]);
@@ -123,8 +127,10 @@ const FAMILIES = {
     const nz = sRows.find((r) => r.key.endsWith("nonzero_share"));
     const headline = `Reconstruction error ${num(m.reconstruction)} with ${pct(m.active_fraction)} of units active; `
       + (nz ? `S (${mask} mask) has ${nz.text} of its off-diagonal entries non-zero.` : `S learned under a ${mask} mask.`)
+      + (br ? ` Filters on one branch are ${num(br.ratio)}× as alike (|cos|) as filters on different branches`
+        + ` (${num(br.relabelled_mean)}× with the filters relabelled at random).` : "")
       + (map.headline ? ` ${map.headline}` : "");
-    return { headline, rows: [...map.rows, ...sRows, ...reconstructionRows(m)] };
+    return { headline, rows: [...map.rows, ...branchRows, ...sRows, ...reconstructionRows(m)] };
   },
 };
 

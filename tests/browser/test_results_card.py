@@ -34,7 +34,7 @@ RUNS = {
         "data": {"pool_size": 300}, "train": {"steps": 30, "batch_size": 32, **SHORT}}},
 }
 # the row that carries each family's headline number, and the label it must wear
-HEADLINE = {"topographic": ("topographic_map.smoothness", "weights"), "tree": ("tree_inhibition.matrix.nonzero_share", "weights"),
+HEADLINE = {"topographic": ("topographic_map.smoothness", "weights"), "tree": ("tree_inhibition.branch.ratio", "weights"),
             "lista": ("heldout_energy_lista_T", "held-out"), "drsae": ("test_error", "held-out"),
             "conv": (None, "held-out"), "local": ("topographic_map.smoothness", "weights")}  # conv: the best probe on the stack's features
 

@@ -112,6 +112,26 @@ def test_tree_inhibition_shows_the_model_s_in_tree_order_with_the_mask():
     np.testing.assert_allclose(p["inhibition"], (z @ s).mean(axis=0), atol=1e-3)
     atlas = png(p["atlas_png"])
     assert atlas.shape == (1 + 6 * 9, 1 + 7 * 9) and len(np.unique(atlas)) > 30  # 40 tiles of 8×8: 7 a row, 6 rows
+    # the tree's result, by brute force over pairs: |cos| of decoder filters on one root-to-leaf branch / across
+    f = model.W_d.detach().numpy().T.astype(np.float64)  # (m, n): atom i of unit i
+    f /= np.linalg.norm(f, axis=1, keepdims=True)
+
+    def ancestors(i):
+        out = set()
+        while model.parents[i] >= 0:
+            i = int(model.parents[i])
+            out.add(i)
+        return out
+
+    within, across = [], []
+    for i in range(m):
+        for j in range(m):
+            if i != j:
+                (within if j in ancestors(i) or i in ancestors(j) else across).append(abs(f[i] @ f[j]))
+    b = p["branch"]
+    assert b["within"] == pytest.approx(np.mean(within), abs=1e-4) and b["across"] == pytest.approx(np.mean(across), abs=1e-4)
+    assert b["ratio"] == pytest.approx(np.mean(within) / np.mean(across), abs=2e-3)
+    assert 0.7 < b["relabelled_mean"] < 1.3 and 0 < b["relabelled_std"] < 0.5  # chance: the filters dealt at random
 
 
 def test_interaction_matrix_of_drsae_is_signed_and_shows_the_most_active_units():

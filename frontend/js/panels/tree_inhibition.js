@@ -96,6 +96,9 @@ export async function render(state, p) {
   drawMatrix(ctx, matrix.image, p.matrix, TREE_W + 20, TOP, MSIZE);
   const act = p.active.filter((a) => a > 0).length;
   state.info.textContent = `${p.count} units on a tree of ${lay.levels} levels · ${act} active on some probe`
-    + ` · max |S_ij| ${fmt(p.matrix.scale)}` + (p.as_of_step != null ? ` · as of step ${p.as_of_step}` : "");
+    + ` · max |S_ij| ${fmt(p.matrix.scale)}`
+    + (p.branch ? ` · filter |cos| within / across branch ${fmt(p.branch.ratio)}× (filters relabelled at random:`
+      + ` ${fmt(p.branch.relabelled_mean)} ± ${fmt(p.branch.relabelled_std)})` : "")
+    + (p.as_of_step != null ? ` · as of step ${p.as_of_step}` : "");
   drawn(state.canvas, p);
 }
