@@ -22,6 +22,7 @@ import math
 import numpy as np
 
 from ..analysis.lateral import relabel_control
+from ..analysis.topography import depths
 from ._util import PAD, code, filter_bank, grey_tiles, grid_places, paste_tiles, png_base64, rounded, to_numpy
 from .filter_grid import shrink
 from .interaction_matrix import matrix_payload
@@ -46,16 +47,11 @@ def produce(model, probe_x) -> dict:
     img = paste_tiles(tiles, grid_places(m, cols, h, w), size=(PAD + rows * (h + PAD), PAD + cols * (w + PAD)))
     z = np.abs(code(model, probe_x))  # (B, m)
     s = to_numpy(model.S)
-    depth = [0] * m
-    for i in range(m):  # ancestors counted walking up (any numbering of the nodes)
-        a = i
-        while parents[a] >= 0:
-            a, depth[i] = parents[a], depth[i] + 1
     activity = z.mean(axis=0)
     control = relabel_control(filters, parents, draws=RELABEL_DRAWS, seed=0)
     seen = control["observed"]
     return {
-        "count": m, "parents": parents, "depth": depth, "tile": [h, w], "source_tile": [h0, w0], "pad": PAD,
+        "count": m, "parents": parents, "depth": depths(parents).tolist(), "tile": [h, w], "source_tile": [h0, w0], "pad": PAD,
         "cols": cols, "atlas_png": png_base64(img),
         "activity": rounded(activity, 4), "active": rounded((z > 1e-6).mean(axis=0), 3),
         "inhibition": rounded((z @ s).mean(axis=0), 4),
